@@ -1,0 +1,83 @@
+# The one entry point of the course. Every target works on a fresh clone: the environment in
+# .venv is created from requirements.lock when missing or stale, and left alone when up to date.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KERNEL := dl-course
+PORT   ?= 8888
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+# Assignments to release/grade: every chapter in solutions/ unless given, e.g. A=01_tensors
+A      ?= $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
+
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# nbgrader runs `alembic` from PATH: the environment's bin comes first
+export PATH := $(abspath $(BIN)):$(PATH)
+export JUPYTER_PLATFORM_DIRS := 1
+export MPLBACKEND := Agg
+
+.DEFAULT_GOAL := help
+.PHONY: help install lab test test-fast release autograde feedback export bench sync lock lint clean distclean
+
+help:  ## list the targets
+	@echo "Deep-learning course -- make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "Variables: A=<assignment ids> (release/autograde/feedback), PORT=$(PORT), JOBS=$(JOBS)"
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (DL course)" >/dev/null
+	@touch $(STAMP)
+	@echo "environment ready in $(VENV) (kernel '$(KERNEL)')"
+
+install: $(STAMP)  ## create or update .venv from requirements.lock (only when needed)
+
+lab: $(STAMP)  ## start JupyterLab at the repository root with the student notebooks open
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.port=$(PORT) \
+		--LabApp.default_url=/lab/tree/notebooks
+
+test: $(STAMP)  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=15 \
+		--cov=helpers --cov-report=term-missing:skip-covered --cov-fail-under=90 \
+		--nbval-lax tests solutions
+
+test-fast: $(STAMP)  ## only the quick tests (no notebook execution, no nbgrader runs)
+	$(PY) -m pytest -m "not slow" tests
+
+release: $(STAMP)  ## regenerate the student notebooks in notebooks/ from solutions/
+	@for a in $(A); do $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
+
+autograde: $(STAMP)  ## grade the submissions under autograde/submitted/<student>/<assignment>/
+	@for a in $(A); do $(BIN)/nbgrader autograde $$a || exit 1; done
+
+feedback: $(STAMP)  ## write HTML feedback to autograde/feedback/ (hidden tests included: see README)
+	@for a in $(A); do $(BIN)/nbgrader generate_feedback $$a || exit 1; done
+
+export: $(STAMP)  ## export all grades to autograde/grades.csv
+	$(BIN)/nbgrader export --to autograde/grades.csv
+
+bench: $(STAMP)  ## time each solution notebook: plain run, autograde run, quality figure
+	$(PY) -m autograde.bench $(A)
+
+sync: $(STAMP)  ## sync each solution notebook with its jupytext twin (the newer one wins)
+	$(BIN)/jupytext --sync solutions/*/*.ipynb
+
+lock: $(STAMP)  ## re-resolve requirements.in into requirements.lock and environment.yml
+	rm -rf /tmp/dl-course-lock && $(PYTHON) -m venv /tmp/dl-course-lock
+	/tmp/dl-course-lock/bin/pip install -q -r requirements.in
+	/tmp/dl-course-lock/bin/python tools/lock.py
+
+lint: $(STAMP)  ## ruff over helpers, autograde and tests
+	$(BIN)/ruff check helpers autograde tests tools
+
+clean:  ## remove grading output, caches and artifacts (keeps .venv)
+	rm -rf autograde/submitted autograde/autograded autograde/feedback autograde/solution \
+		autograde/gradebook.db autograde/grades.csv artifacts .pytest_cache .coverage htmlcov
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean  ## clean, and remove .venv too
+	rm -rf $(VENV)
