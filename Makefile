@@ -8,6 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := dl-course
 PORT   ?= 8888
+LAB_ARGS ?=
+# JupyterLab refuses to run as root unless told (containers, CI)
+ROOT_ARG := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 # Assignments to release/grade: every chapter in solutions/ unless given, e.g. A=01_tensors
 A      ?= $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
@@ -38,7 +41,7 @@ install: $(STAMP)  ## create or update .venv from requirements.lock (only when n
 
 lab: $(STAMP)  ## start JupyterLab at the repository root with the student notebooks open
 	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.port=$(PORT) \
-		--LabApp.default_url=/lab/tree/notebooks
+		--LabApp.default_url=/lab/tree/notebooks $(ROOT_ARG) $(LAB_ARGS)
 
 test: $(STAMP)  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=15 \
