@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -74,12 +75,13 @@ class Kernel:
 
     def __init__(self, kernel_name: str, cwd: Path, timeout: float):
         env = {**os.environ, "NBGRADER_EXECUTION": "autograde"}
-        self.km = KernelManager(kernel_name=kernel_name, transport="ipc")
-        self.km.start_kernel(cwd=str(cwd), env=env,
+        self.km = KernelManager(kernel_name=kernel_name)
+        # the kernel's own stderr (a TCP notice at start-up) is not a cell's output: drop it
+        self.km.start_kernel(cwd=str(cwd), env=env, stderr=subprocess.DEVNULL,
                              extra_arguments=["--HistoryManager.hist_file=:memory:"])
         self.kc = self.km.client()
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=120)
+        self.kc.wait_for_ready(timeout=300)  # generous: a loaded CI machine is slow
         self.timeout = timeout
         self.ignored = re.compile(policy.IGNORED_STDERR)
 

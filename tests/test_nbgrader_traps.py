@@ -17,6 +17,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from autograde.course import Course, nbgrader_meta, with_cells_replaced
 from autograde.policy import SKIP_TAG
 
+# one nbgrader run serves every test here: keep them on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="nbgrader_traps")]
+
 A = "00_traps"
 SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
 FILLED = "def add(a, b):\n    return a + b"
@@ -73,7 +76,6 @@ def graded_course(tmp_path_factory):
     return course, course.scores(A)
 
 
-@pytest.mark.slow
 def test_correct_solution_scores_and_heavy_cells_are_skipped(graded_course):
     _, scores = graded_course
     s = scores["good"]["traps"]
@@ -81,20 +83,17 @@ def test_correct_solution_scores_and_heavy_cells_are_skipped(graded_course):
     assert s["ex00_2_test"] == (1.0, 1.0), "autograde-skip cells must not run while grading"
 
 
-@pytest.mark.slow
 def test_stderr_in_a_test_cell_scores_zero_unless_ignored(graded_course):
     _, scores = graded_course
     assert scores["good"]["traps"]["ex00_3_test"] == (0.0, 1.0), "a warning means 0: keep tests quiet"
     assert scores["good"]["traps"]["ex00_4_test"] == (1.0, 1.0), "IgnorePattern must drop chatter"
 
 
-@pytest.mark.slow
 def test_skip_tags_on_a_test_cell_earn_nothing(graded_course):
     _, scores = graded_course
     assert scores["skip_tagged"]["traps"]["ex00_1_test"] == (0.0, 1.0)
 
 
-@pytest.mark.slow
 def test_deleted_test_cells_come_back_as_valid_python(graded_course):
     course, scores = graded_course
     assert scores["deleted_good"]["traps"]["ex00_1_test"] == (1.0, 1.0)
@@ -105,7 +104,6 @@ def test_deleted_test_cells_come_back_as_valid_python(graded_course):
     assert restored[0].source.startswith("# This cell (id:ex00_1_test) was missing")
 
 
-@pytest.mark.slow
 def test_endless_cell_times_out_and_is_scored(graded_course):
     course, scores = graded_course
     assert scores["endless_loop"]["traps"]["ex00_1_test"] == (0.0, 1.0)
