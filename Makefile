@@ -44,7 +44,7 @@ lab: $(STAMP)  ## start JupyterLab at the repository root with the student noteb
 		--LabApp.default_url=/lab/tree/notebooks $(ROOT_ARG) $(LAB_ARGS)
 
 test: $(STAMP)  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=15 \
+	$(PY) -m pytest -n $(JOBS) --dist loadscope --durations=15 \
 		--cov=helpers --cov-report=term-missing:skip-covered --cov-fail-under=90 \
 		--nbval-lax tests solutions
 

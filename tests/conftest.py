@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -17,11 +15,3 @@ ASSIGNMENTS = assignments()
 NOTEBOOKS = [(a, n) for a in ASSIGNMENTS for n in notebook_names(a)]
 NOTEBOOK_IDS = [a if n == a else f"{a}/{n}" for a, n in NOTEBOOKS]
 
-
-def pytest_collection_modifyitems(config, items):
-    """Keep each notebook's nbval cells on one xdist worker (they share one kernel)."""
-    for item in items:
-        path = str(getattr(item, "path", ""))
-        if path.endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(name=path))
-            item.add_marker(pytest.mark.slow)

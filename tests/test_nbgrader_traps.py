@@ -17,8 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from autograde.course import Course, nbgrader_meta, with_cells_replaced
 from autograde.policy import SKIP_TAG
 
-# one nbgrader run serves every test here: keep them on one xdist worker
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="nbgrader_traps")]
+pytestmark = pytest.mark.slow  # one nbgrader run (a module fixture) serves every test here
 
 A = "00_traps"
 SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
