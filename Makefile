@@ -12,6 +12,8 @@ LAB_ARGS ?=
 # JupyterLab refuses to run as root unless told (containers, CI)
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True)
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+# test runs JOBS workers, each with kernels of its own: one BLAS thread per process avoids
+# oversubscribing the cores (a loaded 2-core machine runs small models 10x slower otherwise).
 # Assignments to release/grade: every chapter in solutions/ unless given, e.g. A=01_tensors
 A      ?= $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 
@@ -44,7 +46,7 @@ lab: $(STAMP)  ## start JupyterLab at the repository root with the student noteb
 		--LabApp.default_url=/lab/tree/notebooks $(ROOT_ARG) $(LAB_ARGS)
 
 test: $(STAMP)  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
-	$(PY) -m pytest -n $(JOBS) --dist loadscope --durations=15 \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadscope --durations=15 \
 		--cov=helpers --cov-report=term-missing:skip-covered --cov-fail-under=90 \
 		--nbval-lax tests solutions
 

@@ -307,17 +307,17 @@ print("tensor.numpy() shares too: ", back.tolist())
 # `helpers.setup()` chose `device` for you: a CUDA GPU if there is one, else Apple's MPS, else
 # the CPU. Write code that says `.to(device)` and never names a device itself, and the same
 # notebook runs everywhere. Tensors in one operation must live on the same device; mixing them
-# is one of the most common errors. (The `meta` device below stores shapes but no data, which
-# lets us show the error on any machine.)
+# is one of the most common errors: `RuntimeError: Expected all tensors to be on the same device`.
 
 # %%
 x = torch.randn(3, 3).to(device)
 y = torch.randn(3, 3, device=device)  # or create it there directly
 print("x + y computed on", (x + y).device)
-try:
-    torch.ones(2) + torch.ones(2, device="meta")
-except RuntimeError as err:
-    print("device mismatch:", err)
+if device.type != "cpu":
+    try:
+        torch.ones(2) + torch.ones(2, device=device)  # a CPU tensor meets a GPU tensor
+    except RuntimeError as err:
+        print("device mismatch:", err)
 
 # %% [markdown]
 # ## 1.4 Exercises
