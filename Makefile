@@ -21,7 +21,6 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # nbgrader runs `alembic` from PATH: the environment's bin comes first
 export PATH := $(abspath $(BIN)):$(PATH)
 export JUPYTER_PLATFORM_DIRS := 1
-export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .PHONY: help install lab test test-fast release autograde feedback export bench sync lock lint clean distclean

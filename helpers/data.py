@@ -42,6 +42,12 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _column(frame, name: str) -> np.ndarray:
+    """A writable float64 copy of a column (pandas may hand out read-only arrays, which
+    ``torch.from_numpy`` warns about -- and a warning in a test cell scores 0)."""
+    return np.array(frame[name], dtype=np.float64)
+
+
 def digits(flat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The scikit-learn handwritten digits: 1,797 images of 8x8 pixels, labels 0-9.
 
@@ -68,7 +74,7 @@ def sunspots() -> tuple[np.ndarray, np.ndarray]:
     from statsmodels.datasets import sunspots as source
 
     frame = source.load_pandas().data
-    return frame["YEAR"].to_numpy(np.float64), frame["SUNACTIVITY"].to_numpy(np.float64)
+    return _column(frame, "YEAR"), _column(frame, "SUNACTIVITY")
 
 
 def co2() -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +92,7 @@ def co2() -> tuple[np.ndarray, np.ndarray]:
     year_start = np.array([np.datetime64(f"{y}-01-01") for y in index.year])
     days = (index.values.astype("datetime64[D]") - year_start.astype("datetime64[D]")).astype(float)
     time = index.year.to_numpy(np.float64) + days / 365.25
-    return time, frame["co2"].to_numpy(np.float64)
+    return time, _column(frame, "co2")
 
 
 def nile() -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +104,7 @@ def nile() -> tuple[np.ndarray, np.ndarray]:
     from statsmodels.datasets import nile as source
 
     frame = source.load_pandas().data
-    return frame["year"].to_numpy(np.float64), frame["volume"].to_numpy(np.float64)
+    return _column(frame, "year"), _column(frame, "volume")
 
 
 def science_image(name: str, gray: bool = False) -> np.ndarray:

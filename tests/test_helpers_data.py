@@ -25,6 +25,8 @@ def test_time_series():
     assert 310 < np.nanmin(ppm) < np.nanmax(ppm) < 380
     years, volume = data.nile()
     assert years[0] == 1871 and len(volume) == 100
+    for array in (*data.sunspots(), *data.co2(), years, volume):
+        assert array.flags.writeable, "torch.from_numpy warns on read-only arrays"
 
 
 @pytest.mark.parametrize("name", sorted(data.SCIENCE_IMAGES))
