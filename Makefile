@@ -23,7 +23,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export JUPYTER_PLATFORM_DIRS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test test-fast release autograde feedback export bench sync lock lint clean distclean
+.PHONY: help system-deps install lab test test-fast release autograde feedback export bench sync lock lint clean distclean
 
 help:  ## list the targets
 	@echo "Deep-learning course -- make targets:"
@@ -40,12 +40,23 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create or update .venv from requirements.lock (only when needed)
 
+# Debian packages the tests need: a browser for tests/test_browser.py, a PostgreSQL server for
+# parallel grading. Installed only when missing (needs root or sudo); CI calls this first.
+SYSTEM_DEPS := chromium chromium-driver postgresql
+system-deps:  ## apt-get install the browser and database the tests need (when missing)
+	@missing=$$(for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c "apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing"; \
+	else echo "system packages present: $(SYSTEM_DEPS)"; fi
+
 lab: $(STAMP)  ## start JupyterLab at the repository root with the student notebooks open
 	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.port=$(PORT) \
 		--LabApp.default_url=/lab/tree/notebooks $(ROOT_ARG) $(LAB_ARGS)
 
-test: $(STAMP)  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadscope --durations=15 \
+test: $(STAMP) system-deps  ## run everything: helpers, environment, contract, release, nbval, autograde round trip
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadscope --durations=25 \
 		--cov=helpers --cov-report=term-missing:skip-covered --cov-fail-under=90 \
 		--nbval-lax tests solutions
 

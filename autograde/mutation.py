@@ -9,8 +9,10 @@ skipped), and after the last test cell of each exercise, for each of its mutants
 1. executes the mutant in place of its solution cell, then every cell from there to the
    exercise's last test cell, and records whether a test cell failed the way nbgrader scores
    failure (an error, or any stderr not matching the ignore pattern, or a time-out);
-2. restores the solution the same way and checks the tests pass again, so that a mutant that
-   corrupts shared state is reported instead of silently poisoning later checks.
+2. after the last mutant of the exercise, restores the solution the same way and checks the
+   tests pass again, so that a mutant that corrupts shared state is reported instead of
+   silently poisoning later checks. Mutants run latest-cell first, so each replay re-executes
+   every cell an earlier mutant of the exercise touched.
 
 Usage: ``python -m autograde.mutation [assignment ...]`` prints a table and exits non-zero if
 any mutant survives.
@@ -174,9 +176,12 @@ def run_notebook(path: Path, mutants: list[dict], timeout: float = policy.CELL_T
             if not parsed or last_test.get(parsed[0]) != i:
                 continue
             ex = parsed[0]
-            for m in by_exercise.get(ex, []):
-                if m["cell"] not in ids:
-                    continue
+            # Latest mutated cell first: each replay then re-runs every cell the previous
+            # mutant touched, so the solution needs restoring only once, after the last one.
+            group = sorted((m for m in by_exercise.get(ex, []) if m["cell"] in ids),
+                           key=lambda m: -ids.index(m["cell"]))
+            results = []
+            for m in group:
                 at = ids.index(m["cell"])
                 mutated = replay(at, i, {at: m["code"]})
                 failed = [ids[j] for j in tests[ex] if j >= at and not mutated[j].ok]
@@ -184,17 +189,22 @@ def run_notebook(path: Path, mutants: list[dict], timeout: float = policy.CELL_T
                     kernel.close()
                     kernel = Kernel(kernel_name, path.parent, timeout)
                     replay(0, at - 1)
-                restored = replay(at, i)
-                still = [ids[j] for j in tests[ex] if j >= at and not restored[j].ok]
                 reason = "; ".join(f"{ids[j]}: {mutated[j].reason}" for j in tests[ex]
                                    if j in mutated and not mutated[j].ok)
-                result = MutantResult(ex, m["name"], bool(failed), not still,
-                                      reason if failed else "all tests passed")
+                results.append(MutantResult(ex, m["name"], bool(failed), True,
+                                            reason if failed else "all tests passed"))
+                log(f"  {'caught ' if failed else 'SURVIVED'} {ex}: {m['name']}")
+            if group:
+                at = ids.index(group[-1]["cell"])
+                restored = replay(at, i)
+                still = [ids[j] for j in tests[ex] if j >= at and not restored[j].ok]
                 if still:
-                    result.detail += f" | after restoring, still failing: {still}"
-                report.mutants.append(result)
-                log(f"  {'caught ' if failed else 'SURVIVED'} {ex}: {m['name']}"
-                    + ("" if not still else "  (restore FAILED)"))
+                    log(f"  restoring the solution of {ex} FAILED: {still}")
+                    for result in results:
+                        result.restored = False
+                        result.detail += (f" | after this exercise's mutants and the solution "
+                                          f"restored, still failing: {still}")
+                report.mutants.extend(results)
     finally:
         kernel.close()
     report.seconds = time.monotonic() - start
