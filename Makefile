@@ -16,6 +16,13 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 # oversubscribing the cores (a loaded 2-core machine runs small models 10x slower otherwise).
 # Assignments to release/grade: every chapter in solutions/ unless given, e.g. A=01_tensors
 A      ?= $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
+# `make autograde JOBS=N` grades N submissions at a time. JOBS above is the number of pytest
+# workers, so autograde uses 1 unless JOBS is given on the command line (or GRADE_JOBS=N).
+# N > 1 and GRADE_BACKEND=dask need COURSE_GRADEBOOK_URL=postgresql+psycopg2://...; a running
+# Dask scheduler is SCHEDULER=tcp://host:8786 (without it: a LocalCluster on this machine).
+GRADE_JOBS    ?= $(if $(filter command line,$(origin JOBS)),$(JOBS),1)
+GRADE_BACKEND ?= local
+SCHEDULER     ?=
 
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # nbgrader runs `alembic` from PATH: the environment's bin comes first
@@ -23,12 +30,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export JUPYTER_PLATFORM_DIRS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps install lab test test-fast release autograde feedback export bench sync lock lint clean distclean
+.PHONY: help system-deps install lab test test-fast release autograde feedback export student-bundle bench bench-grading sync lock lint clean distclean
 
 help:  ## list the targets
 	@echo "Deep-learning course -- make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "Variables: A=<assignment ids> (release/autograde/feedback), PORT=$(PORT), JOBS=$(JOBS)"
+	@echo "  autograde: JOBS=N workers (default 1), GRADE_BACKEND=local|dask, SCHEDULER=tcp://..."
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
@@ -66,17 +74,25 @@ test-fast: $(STAMP)  ## only the quick tests (no notebook execution, no nbgrader
 release: $(STAMP)  ## regenerate the student notebooks in notebooks/ from solutions/
 	@for a in $(A); do $(BIN)/nbgrader generate_assignment $$a --force || exit 1; done
 
-autograde: $(STAMP)  ## grade the submissions under autograde/submitted/<student>/<assignment>/
-	@for a in $(A); do $(BIN)/nbgrader autograde $$a || exit 1; done
+autograde: $(STAMP)  ## grade autograde/submitted/<student>/<id>/ safely; report in autograde/reports/
+	$(PY) -m autograde.grade $(A) --jobs $(GRADE_JOBS) --backend $(GRADE_BACKEND) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
-feedback: $(STAMP)  ## write HTML feedback to autograde/feedback/ (hidden tests included: see README)
+feedback: $(STAMP)  ## write HTML feedback to autograde/feedback/ (hidden tests left out)
 	@for a in $(A); do $(BIN)/nbgrader generate_feedback $$a || exit 1; done
 
 export: $(STAMP)  ## export all grades to autograde/grades.csv
 	$(BIN)/nbgrader export --to autograde/grades.csv
 
+BUNDLE ?= dist/dl-course-student.zip
+student-bundle:  ## zip for students: notebooks, helpers, environment files, README (BUNDLE=path)
+	$(PYTHON) tools/student_bundle.py --out $(BUNDLE)
+
 bench: $(STAMP)  ## time each solution notebook: plain run, autograde run, quality figure
 	$(PY) -m autograde.bench $(A)
+
+bench-grading: $(STAMP) system-deps  ## s per full-course submission: plain vs graded, 1 vs JOBS workers
+	$(PY) -m autograde.bench_grading $(A) --jobs $(if $(filter command line,$(origin JOBS)),$(JOBS),2)
 
 sync: $(STAMP)  ## sync each solution notebook with its jupytext twin (the newer one wins)
 	$(BIN)/jupytext --sync solutions/*/*.ipynb
@@ -91,7 +107,7 @@ lint: $(STAMP)  ## ruff over helpers, autograde and tests
 
 clean:  ## remove grading output, caches and artifacts (keeps .venv)
 	rm -rf autograde/submitted autograde/autograded autograde/feedback autograde/solution \
-		autograde/gradebook.db autograde/grades.csv artifacts .pytest_cache .coverage htmlcov
+		autograde/downloaded autograde/reports dist autograde/gradebook.db autograde/grades.csv artifacts .pytest_cache .coverage htmlcov
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 distclean: clean  ## clean, and remove .venv too

@@ -40,7 +40,8 @@ def autograde_run(assignment: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         course = Course.build(Path(tmp), [assignment])
         course.generate(assignment)
-        course.submit("bench", assignment, {n: nbformat.read(SOLUTIONS / assignment / f"{n}.ipynb", 4)
+        course.submit("bench", assignment,
+                      {n: nbformat.read(SOLUTIONS / assignment / f"{n}.ipynb", 4)
                                             for n in notebook_names(assignment)})
         start = time.monotonic()
         course.autograde(assignment)

@@ -57,7 +57,8 @@ def load_mutants(assignment: str) -> list[dict]:
     return entries
 
 
-def with_cells_replaced(nb: nbformat.NotebookNode, sources: dict[str, str]) -> nbformat.NotebookNode:
+def with_cells_replaced(nb: nbformat.NotebookNode,
+                        sources: dict[str, str]) -> nbformat.NotebookNode:
     """A copy of ``nb`` in which the cells with the given grade ids get new sources."""
     copy = nbformat.from_dict(nb)
     missing = set(sources)

@@ -6,6 +6,8 @@ Modules, by purpose:
 - :mod:`helpers.data` -- offline data sets (real ones shipped inside packages) and generators;
 - :mod:`helpers.plot` -- the figures the course draws again and again;
 - :mod:`helpers.train` -- a small, readable training loop with a progress bar and a history.
+- :mod:`helpers.widgets` -- interactive teaching widgets (sliders); import it when needed:
+  ``from helpers.widgets import brightness_contrast``.
 
 Every notebook starts with ``device = helpers.setup()``.
 """

@@ -131,7 +131,7 @@ def check_shape(value: Any, shape: Sequence[int | None], name: str,
              type(value).__name__, hint)
     got = tuple(value.shape)
     want = tuple(shape)
-    ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))
+    ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got, strict=True))
     if not ok:
         shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + \
             ("," if len(want) == 1 else "") + ")"

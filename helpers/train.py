@@ -49,7 +49,8 @@ def _to(batch: Any, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable, device: torch.device | None = None,
+def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable,
+             device: torch.device | None = None,
              metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
     """Average loss (and metrics) of ``model`` over ``loader``, in eval mode, without gradients.
 

@@ -49,7 +49,8 @@ def test_ids_follow_the_design(notebook):
         meta = nbgrader_meta(cell)
         gid = meta["grade_id"]
         if meta.get("grade") and meta.get("solution") or meta.get("task"):
-            assert MANUAL_ID.match(gid), f"{name}: manually graded cell id {gid!r} should be ans{number:02d}_<name>"
+            assert MANUAL_ID.match(gid), (
+                f"{name}: manually graded cell id {gid!r} should be ans{number:02d}_<name>")
             continue
         assert EXERCISE_ID.match(gid), (
             f"{name}: grade id {gid!r} does not follow exNN_K_solution / exNN_K_test[_a] / "
@@ -73,7 +74,8 @@ def test_ids_follow_the_design(notebook):
                 f"{gid}: visible tests must use helpers.checks so that failures teach")
             assert not re.search(r"^\s*assert\s", src, re.M), (
                 f"{gid}: use helpers.checks instead of bare asserts (failures must teach)")
-        assert SKIP_TAG not in cell.metadata.get("tags", []), f"{gid}: graded cells are never skipped"
+        assert SKIP_TAG not in cell.metadata.get("tags", []), (
+            f"{gid}: graded cells are never skipped")
 
 
 def test_every_exercise_has_solution_tests_and_heading(notebook):
@@ -91,14 +93,16 @@ def test_every_exercise_has_solution_tests_and_heading(notebook):
         assert got["solution"] and got["test"], f"{name} {ex}: needs solution and test cells"
         if ex.startswith("cc"):
             concept = CONCEPT.findall(text)
-            assert concept, f"{name}: the concept check needs a heading '### Concept check (N points)'"
+            assert concept, (
+                f"{name}: the concept check needs a heading '### Concept check (N points)'")
             assert int(concept[0]) == got["points"], f"{name}: concept check points disagree"
             continue
         assert ex in headings, (
             f"{name} {ex}: needs a heading '### Exercise N.K — Title (★★, P points)'")
         assert headings[ex] == got["points"], (
             f"{name} {ex}: heading says {headings[ex]} points, test cells give {got['points']}")
-    assert set(headings) <= set(parts), f"{name}: headings without exercises {set(headings) - set(parts)}"
+    assert set(headings) <= set(parts), (
+        f"{name}: headings without exercises {set(headings) - set(parts)}")
     if not assignment.startswith("15"):
         assert any(ex.startswith("cc") for ex in parts), f"{name}: needs a graded concept check"
 

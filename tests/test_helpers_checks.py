@@ -51,7 +51,8 @@ def test_check_close_passes_and_reports_the_worst_element():
                    "y", hint="look again")
     assert "largest difference 3" in text and "(1,)" in text and "look again" in text
     assert "wrong shape" in message(checks.check_close, torch.zeros(3, 1), torch.zeros(3), "y")
-    assert "NaN" in message(checks.check_close, torch.tensor([float("nan")]), torch.tensor([1.0]), "y")
+    nan = torch.tensor([float("nan")])
+    assert "NaN" in message(checks.check_close, nan, torch.tensor([1.0]), "y")
     assert "no value yet" in message(checks.check_close, None, torch.zeros(1), "y")
     assert "not numeric" in message(checks.check_close, "abc", torch.zeros(1), "y")
     assert "largest difference" in message(checks.check_close, 1.0, 2.0, "s")
@@ -61,9 +62,10 @@ def test_check_equal():
     checks.check_equal(torch.tensor([1, 2]), torch.tensor([1, 2]), "t")
     checks.check_equal((1, 2), (1, 2), "tuple")
     checks.check_equal(np.array([1, 2]), np.array([1, 2]), "array")
-    assert "wrong values" in message(checks.check_equal, torch.tensor([1, 3]), torch.tensor([1, 2]), "t")
+    one_two = torch.tensor([1, 2])
+    assert "wrong values" in message(checks.check_equal, torch.tensor([1, 3]), one_two, "t")
     assert "wrong dtype" in message(checks.check_equal, torch.tensor([1.0]), torch.tensor([1]), "t")
-    assert "wrong shape" in message(checks.check_equal, torch.tensor([1]), torch.tensor([1, 2]), "t")
+    assert "wrong shape" in message(checks.check_equal, torch.tensor([1]), one_two, "t")
     assert "not what was expected" in message(checks.check_equal, {"a"}, {"b"}, "s")
 
 
@@ -71,7 +73,8 @@ def test_check_raises():
     err = checks.check_raises(lambda: 1 / 0, ZeroDivisionError, "1/0")
     assert isinstance(err, ZeroDivisionError)
     assert "did not raise" in message(checks.check_raises, lambda: None, ValueError, "f")
-    assert "wrong exception" in message(checks.check_raises, lambda: [][1], (ValueError, TypeError), "f")
+    wrong = (ValueError, TypeError)
+    assert "wrong exception" in message(checks.check_raises, lambda: [][1], wrong, "f")
 
 
 def test_check_grad_and_gradcheck():

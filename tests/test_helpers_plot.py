@@ -19,11 +19,13 @@ def close_figures():
 
 
 def test_training_curves():
-    fig = plot.training_curves({"train_loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2.0], "acc": [1, 2, 3]})
+    fig = plot.training_curves({"train_loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2.0],
+                                "acc": [1, 2, 3]})
     ax = fig.axes[0]
     assert [line.get_label() for line in ax.lines] == ["train_loss", "val_loss"]
     assert ax.get_xlabel() == "epoch" and ax.get_legend() is not None
-    fig = plot.training_curves({"acc": torch.tensor([0.5, 0.9])}, keys=["acc"], logy=True, ylabel="acc")
+    fig = plot.training_curves({"acc": torch.tensor([0.5, 0.9])}, keys=["acc"], logy=True,
+                                ylabel="acc")
     assert fig.axes[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="non-empty"):
         plot.training_curves({})

@@ -1,13 +1,16 @@
-"""`make lab` starts JupyterLab at the repository root and serves the student notebooks."""
+"""`make lab` starts JupyterLab at the repository root and serves the student notebooks.
+
+The server runs with an empty home directory, so everything it needs (the course kernel,
+nbgrader's and ipywidgets' extensions) must come from what `make` installs into .venv, and
+nothing it serves may be git-ignored: a fresh clone followed by `make lab` gives the same.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
+import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,75 +19,62 @@ import pytest
 from autograde.course import RELEASE
 
 from .conftest import NOTEBOOKS
+from .labserver import free_port, lab_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "course-smoke-test"
+NBGRADER_SERVER_EXTENSIONS = ("formgrader", "validate_assignment", "assignment_list", "course_list")
+LAB_EXTENSIONS = ("@jupyter/nbgrader", "@jupyter-widgets/jupyterlab-manager")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(port: int, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        text = resp.read().decode()
-        return json.loads(text) if text else {}
+def git_ignored(paths: list[Path]) -> list[str]:
+    """The paths among ``paths`` that git would leave out of a commit (and so of a clone)."""
+    relative = [str(p.relative_to(ROOT)) for p in paths]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *relative], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode in (0, 1), f"git check-ignore failed: {proc.stderr}"
+    return proc.stdout.split()
 
 
 @pytest.mark.slow
 def test_make_lab_serves_the_student_notebooks(tmp_path):
     port = free_port()
-    log = (tmp_path / "lab.log").open("w")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    proc = subprocess.Popen(
-        ["make", "lab", f"PORT={port}",
-         f"LAB_ARGS=--no-browser --ServerApp.token={TOKEN} --ServerApp.ip=127.0.0.1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                api(port, "/api/status")
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "JupyterLab did not start within 90 s"
-                time.sleep(1)
-        specs = api(port, "/api/kernelspecs")["kernelspecs"]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(HOME=str(home), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    command = ["make", "lab", f"PORT={port}",
+               f"LAB_ARGS=--no-browser --ServerApp.token={TOKEN} --ServerApp.ip=127.0.0.1 "
+               "--ServerApp.port_retries=0"]
+    with lab_server(command, ROOT, port, TOKEN, tmp_path / "lab.log", env) as lab:
+        specs = lab.api("/api/kernelspecs")["kernelspecs"]
         assert "dl-course" in specs, f"the course kernel is not registered: {sorted(specs)}"
-        listing = {item["name"] for item in api(port, "/api/contents/notebooks")["content"]}
-        assert {a for a, _ in NOTEBOOKS} <= listing
-        for assignment, name in NOTEBOOKS:
-            model = api(port, f"/api/contents/notebooks/{assignment}/{name}.ipynb")
+        assert specs["dl-course"]["spec"]["display_name"] == "Python 3 (DL course)"
+
+        served = sorted(RELEASE.glob("*/*.ipynb"))
+        listing = {item["name"] for item in lab.api("/api/contents/notebooks")["content"]}
+        assert {a for a, _ in NOTEBOOKS} <= listing, "a chapter in solutions/ is not released"
+        assert {p.parent.name for p in served} <= listing
+        for path in served:
+            model = lab.api(f"/api/contents/{path.relative_to(ROOT).as_posix()}")
             assert model["type"] == "notebook"
             assert model["content"]["metadata"]["kernelspec"]["name"] == "dl-course"
             assert "BEGIN SOLUTION" not in json.dumps(model["content"])
-            assert (RELEASE / assignment / f"{name}.ipynb").exists()
-        kernel = api(port, "/api/kernels", "POST", {"name": "dl-course"})
+        if shutil.which("git") and (ROOT / ".git").exists():
+            ignored = git_ignored([*served, ROOT / "helpers" / "__init__.py", ROOT / "Makefile"])
+            assert not ignored, f"git ignores files that `make lab` needs: {ignored}"
+
+        kernel = lab.api("/api/kernels", "POST", {"name": "dl-course"})
         assert kernel["name"] == "dl-course"
-        api(port, f"/api/kernels/{kernel['id']}", "DELETE")
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={TOKEN}", timeout=30)
-        assert b"JupyterLab" in page.read()
-    finally:
-        stop(proc)
-        log.close()
+        lab.api(f"/api/kernels/{kernel['id']}", "DELETE")
 
-
-def stop(proc: subprocess.Popen) -> None:
-    """End the server and everything it started (make, jupyter, kernels)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=20)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        # the page `make lab` opens (its default URL) is JupyterLab, with nbgrader and widgets
+        with urllib.request.urlopen(f"{lab.url}/?token={TOKEN}", timeout=30) as page:
+            assert page.url.split("?")[0].endswith("/lab/tree/notebooks"), f"opened {page.url}"
+            html = page.read().decode()
+        assert "JupyterLab" in html
+        for extension in LAB_EXTENSIONS:
+            assert extension in html, f"the lab extension {extension} is not installed"
+        log = lab.log_tail(100_000)
+        for name in NBGRADER_SERVER_EXTENSIONS:
+            assert f"nbgrader.server_extensions.{name} | extension was successfully loaded" in log

@@ -84,7 +84,8 @@ def test_correct_solution_scores_and_heavy_cells_are_skipped(graded_course):
 
 def test_stderr_in_a_test_cell_scores_zero_unless_ignored(graded_course):
     _, scores = graded_course
-    assert scores["good"]["traps"]["ex00_3_test"] == (0.0, 1.0), "a warning means 0: keep tests quiet"
+    assert scores["good"]["traps"]["ex00_3_test"] == (0.0, 1.0), (
+        "a warning means 0: keep tests quiet")
     assert scores["good"]["traps"]["ex00_4_test"] == (1.0, 1.0), "IgnorePattern must drop chatter"
 
 

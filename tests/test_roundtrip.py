@@ -5,6 +5,9 @@ For each assignment, three submissions are graded in one nbgrader run:
 - "blank": the released notebook, unchanged -> zero on every graded cell;
 - "mutants": the solution with the first mutant of every exercise swapped in -> every
   exercise loses points (each mutant is also checked alone, in tests/test_mutants.py).
+Then `nbgrader generate_feedback` on the mutants submission (the same test cells as the others,
+and failures in visible and hidden tests): no line of a hidden test in the HTML, failing
+cells and visible messages still there (tests/test_feedback_hidden.py, nbgrader issue #917).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from autograde.course import (
 from autograde.mutation import exercise_of
 
 from .conftest import ASSIGNMENTS, NOTEBOOKS
+from .test_feedback_hidden import check_feedback
 
 
 def by_exercise(cells: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
@@ -65,12 +69,15 @@ def test_round_trip(assignment, tmp_path):
             assert score == maximum, (
                 f"{assignment}/{n}: the solution scores {score}/{maximum} on {gid}; see "
                 f"{course.root}/autograde/autograded/solution")
-        for gid, (score, maximum) in scores["blank"][n].items():
+        for gid, (score, _) in scores["blank"][n].items():
             assert score == 0, f"{assignment}/{n}: the blank notebook scores {score} on {gid}"
         lost = by_exercise(scores["mutants"][n])
         for (nb_name, ex), m in first.items():
             if nb_name != n:
                 continue
             got, maximum = lost[ex]
-            assert got < maximum, (
-                f"{assignment}/{n}: mutant {m['name']!r} of {ex} keeps full marks ({got}/{maximum})")
+            assert got < maximum, (f"{assignment}/{n}: mutant {m['name']!r} of {ex} keeps "
+                                   f"full marks ({got}/{maximum})")
+    start = time.monotonic()
+    check_feedback(course, assignment, ["mutants"], names)
+    print(f"{assignment}: feedback of the mutants submission took {time.monotonic() - start:.1f} s")

@@ -266,6 +266,23 @@ a.add_(1)  # in place: a itself changes
 print("after a.add_(1):", a.tolist())
 
 # %% [markdown]
+# Elementwise arithmetic works on a whole image at once. Brightness and contrast are one line
+# on the `(H, W, 3)` tensor `image` of section 1.1, whose values lie in $[0, 1]$:
+#
+# $$\text{out} = \operatorname{clamp}\big(c\,(\text{image} - 0.5) + 0.5 + b,\; 0,\; 1\big)$$
+#
+# The scalars $b$ (brightness) and $c$ (contrast) broadcast to all 786 432 values; no loop.
+# Move the sliders (the picture redraws when you release one). Notice in the histogram that
+# $b$ shifts every channel sideways, $c$ stretches it around 0.5, and `clamp` piles up at 0
+# and 1 whatever leaves the range: the title says which fraction of the values was clipped,
+# detail that no later step can recover.
+
+# %% tags=["autograde-skip"]
+from helpers.widgets import brightness_contrast
+
+brightness_contrast(image)  # sliders above the adjusted image and its histogram
+
+# %% [markdown]
 # A **reduction** such as `sum`, `mean` or `max` collapses the dimension you name: reducing a
 # `(3, 4)` tensor over `dim=0` leaves shape `(4,)` (one value per column), over `dim=1` shape
 # `(3,)` (one per row). `keepdim=True` keeps the reduced dimension with size 1, which is
