@@ -75,6 +75,7 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
@@ -132,12 +133,19 @@ def measure(fn, min_run_time=0.2):
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def compare(fns, rounds=3, min_run_time=0.05):
-    """{name: seconds per call} for a dict of functions, interleaved, best of `rounds`."""
+def compare(fns, rounds=2, min_time=0.03):
+    """{name: seconds per call} for a dict of functions, timed in turn for `rounds` rounds.
+
+    Each round times about `min_time` seconds of calls of each function (Timer.timeit warms up
+    and synchronizes too); every function keeps its best round.
+    """
+    timers = {name: benchmark.Timer(stmt="fn()", globals={"fn": fn},
+                                    num_threads=torch.get_num_threads()) for name, fn in fns.items()}
+    number = {name: max(1, int(min_time / t.timeit(1).mean)) for name, t in timers.items()}
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], measure(fn, min_run_time))
+        for name, t in timers.items():
+            best[name] = min(best[name], t.timeit(number[name]).mean)
     return best
 
 
@@ -681,7 +689,7 @@ for k in ks:
     peak_mib.append(kept_mib[-1] + one_segment)
 ckpt_seconds = compare({"plain": lambda: fwd_bwd(lambda: deep(xd)),
                         **{k: (lambda k=k: fwd_bwd(lambda: checkpointed_forward(deep, xd, k)))
-                           for k in ks}}, rounds=2)
+                           for k in ks}}, rounds=3)
 plain_ms, step_ms = ckpt_seconds["plain"] * 1e3, [ckpt_seconds[k] * 1e3 for k in ks]
 
 # %% tags=["autograde-skip"]
@@ -705,10 +713,12 @@ print(f"k=4: peak {peak_mib[2]:.2f} MiB vs {plain_kept / 2**20:.2f} MiB plain, "
 # %% [markdown]
 # The kept memory grows with $k$, the recomputed segment shrinks with $L/k$, and their sum is
 # lowest near $k = \sqrt{16} = 4$, at about half of the plain network's memory here. The time
-# is above the plain network's for every $k$. The measured overhead is usually larger than the
-# textbook "one extra forward": each checkpoint also pays a fixed bookkeeping cost (it saves the
-# random-number state so that dropout replays identically, and it hooks into autograd), which
-# weighs heavily on blocks as small as these and grows with the number of segments. Use
+# cannot truly drop below the plain network's — checkpointing does strictly more work — so a
+# point below the dotted line is the noise of a busy machine (a reminder to distrust single
+# timings). On a quiet machine the overhead is usually larger than the textbook "one extra
+# forward": each checkpoint also pays a fixed bookkeeping cost (it saves the random-number
+# state so that dropout replays identically, and it hooks into autograd), which weighs on
+# blocks as small as these and grows with the number of segments. Use
 # checkpointing when memory, not time, limits you — typically to fit a larger batch or a deeper
 # model, with large blocks as segments (transformer layers are the classic choice).
 #
@@ -883,9 +893,9 @@ import ddp_worker  # noqa: E402
 
 # %% [markdown]
 # The launch: `torch.multiprocessing.start_processes` starts two processes that each run
-# `ddp_worker.run(rank, ...)`. Forking (Linux) is fastest, because the children inherit the
-# already-imported PyTorch; after CUDA has been initialised, or where fork does not exist, we
-# spawn fresh processes instead. The model and the batch live on the CPU here.
+# `ddp_worker.run(rank, ...)`. Forking is fastest, because the children inherit the
+# already-imported PyTorch; we fork on Linux, unless CUDA has been initialised (a forked child
+# cannot use it), and spawn fresh processes otherwise. The model and the batch live on the CPU here.
 
 # %% tags=["autograde-skip"]
 def free_port():
@@ -899,7 +909,7 @@ import torch._dynamo  # noqa: E402,F401  -- DDP imports it on first use: once he
 torch.manual_seed(0)
 ddp_net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))  # CPU
 x_ddp, y_ddp = X_train[:64].cpu(), y_train[:64].cpu()
-method = "fork" if "fork" in mp.get_all_start_methods() and not torch.cuda.is_initialized() else "spawn"
+method = "fork" if sys.platform.startswith("linux") and not torch.cuda.is_initialized() else "spawn"
 start = time.perf_counter()
 mp.start_processes(ddp_worker.run, args=(2, free_port(), ddp_net, x_ddp, y_ddp, str(WORKDIR)),
                    nprocs=2, start_method=method)
@@ -1061,11 +1071,12 @@ import slow_data  # noqa: E402
 slow_ds = slow_data.SlowDigits(X_train[:192].cpu(), y_train[:192].cpu())  # 6 batches of 32
 
 # %% [markdown]
-# We time three things for an epoch of 6 batches of 32: loading alone, computing alone (on
-# batches already in memory), and the real loop — for `num_workers` = 0, 1, 2 with the default
-# `prefetch_factor` of 2, and for 2 workers with `prefetch_factor=4`. `persistent_workers` stays off: each epoch starts its
-# workers, which is part of the measured cost. As with `compare`, the settings take turns for
-# two rounds and each keeps its better epoch.
+# We time an epoch of 6 batches of 32 in two parts: the **start-up**, until the first batch is
+# ready, and then the **time per batch** for the other five (fetching and training). Besides
+# the real loop with `num_workers` = 0, 1, 2 (with the default `prefetch_factor` of 2) and with
+# 2 workers and `prefetch_factor=4`, we time loading alone and computing alone (on batches
+# already in memory). `persistent_workers` stays off, so every epoch starts its workers anew.
+# As with `compare`, the settings take turns for two rounds and each keeps its better epoch.
 
 # %% tags=["autograde-skip"]
 worker_mlp = make_mlp(width=1024, depth=3)
@@ -1073,14 +1084,24 @@ worker_opt = torch.optim.SGD(worker_mlp.parameters(), lr=0.01)
 in_memory = [(X_train[i:i + 32], y_train[i:i + 32]) for i in range(0, 192, 32)]
 
 
-def epoch_seconds(batches, train=True):
-    """Seconds of one epoch over `batches` (a loader or a list), training on them or not."""
-    start = time.perf_counter()
-    for xw, yw in batches:
+def epoch_profile(batches, train=True):
+    """(seconds until the first batch is ready, seconds per batch for the others) of an epoch."""
+    def step(batch):
         if train:
+            xw, yw = batch
             train_step(worker_mlp, worker_opt, xw.to(device, non_blocking=True),
                        yw.to(device, non_blocking=True))
-    return time.perf_counter() - start
+
+    start = time.perf_counter()
+    it = iter(batches)  # a DataLoader starts its workers here
+    first = next(it)
+    startup = time.perf_counter() - start
+    step(first)
+    start, count = time.perf_counter(), 0
+    for batch in it:
+        step(batch)
+        count += 1
+    return startup, (time.perf_counter() - start) / count
 
 
 def slow_loader(workers, prefetch=None):
@@ -1094,40 +1115,42 @@ settings = {"load only": (slow_loader(0), False), "compute only": (in_memory, Tr
 for workers, prefetch in [(0, None), (1, 2), (2, 2), (2, 4)]:
     label = f"workers={workers}" + (f", prefetch={prefetch}" if workers else "")
     settings[label] = (slow_loader(workers, prefetch), True)
-loader_times = dict.fromkeys(settings, float("inf"))
+profiles = dict.fromkeys(settings, (float("inf"), float("inf")))
 for _ in range(2):  # two interleaved rounds; each setting keeps its better epoch
     for label, (batches, train) in settings.items():
-        loader_times[label] = min(loader_times[label], epoch_seconds(batches, train))
-for label, sec in loader_times.items():
-    print(f"{label:>24}: {sec:.2f} s")
-ideal = loader_times["workers=0"] / max(loader_times["load only"], loader_times["compute only"])
-print(f"2 workers: {loader_times['workers=0'] / loader_times['workers=2, prefetch=2']:.2f}x the speed "
-      f"of no workers (a perfect overlap would give {ideal:.2f}x)")
+        profiles[label] = min(profiles[label], epoch_profile(batches, train), key=sum)
+for label, (startup, per_batch) in profiles.items():
+    print(f"{label:>24}: start-up {startup * 1e3:6.1f} ms, then {per_batch * 1e3:5.1f} ms per batch")
+load_ms, compute_ms = profiles["load only"][1] * 1e3, profiles["compute only"][1] * 1e3
 
 # %% tags=["autograde-skip"]
-fig, ax = plt.subplots(figsize=(8, 3.5))
-labels = list(loader_times)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+labels = list(profiles)
 colors = ["gray", "gray"] + ["tab:blue"] * (len(labels) - 2)
-ax.barh(labels, list(loader_times.values()), color=colors)
-ax.axvline(sum(list(loader_times.values())[:2]), color="tab:red", ls="--", label="load + compute")
-ax.axvline(max(list(loader_times.values())[:2]), color="tab:green", ls="--", label="max(load, compute)")
-ax.invert_yaxis()
-ax.set(xlabel="seconds per epoch (6 batches)", title="Overlapping data loading with training")
-ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+ax1.barh(labels, [profiles[k][0] * 1e3 for k in labels], color=colors)
+ax1.set(xlabel="ms until the first batch is ready", title="Start-up (every epoch)")
+ax2.barh(labels, [profiles[k][1] * 1e3 for k in labels], color=colors)
+ax2.axvline(load_ms + compute_ms, color="tab:red", ls="--", label="load + compute")
+ax2.axvline(max(load_ms, compute_ms), color="tab:green", ls="--", label="max(load, compute)")
+ax2.set(xlabel="ms per batch, after the first", title="Steady state")
+ax2.legend(loc="upper right", fontsize=8)
+ax1.invert_yaxis()
+plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Without workers the epoch costs load + compute (red line). A worker prefetches the next
-# batches while the main process trains, so loading and computing overlap; two workers also
-# load two batches at a time. On an idle machine the epoch time then drops toward the longer
-# of the two stages (green line); what remains above it is the workers' start-up, paid at
-# every epoch with `persistent_workers=False` and large next to an epoch as short as this one.
-# On a machine whose cores are busy with other work, the worker processes have to compete for
-# them, and the gain shrinks or even turns into a loss (it does on the shared machine this
-# course is tested on). Workers are a bet that idle cores exist, and that epochs are long
-# enough to repay the start-up.
+# Right panel, the steady state: without workers a batch costs load + compute (red line). A
+# worker prefetches the next batches while the main process trains, so loading and computing
+# overlap; two workers also load two batches at a time. On a machine with idle cores the time
+# per batch then drops toward the longer of the two stages (green line). When the cores are
+# busy, the worker processes compete with the training for them and the gain shrinks: on a
+# 2-core machine, two workers plus the training process already make three busy processes, and
+# other work on the machine can make the gain vanish.
 #
-# The two `prefetch_factor` rows differ by about as much as two runs of the same setting do on
+# Left panel, the price: every epoch starts its worker processes, which takes far longer than
+# loading one batch. Over this 6-batch epoch the start-up eats most of the gain; over a real
+# epoch of thousands of batches it is negligible, and `persistent_workers=True` pays it only
+# once. The `prefetch_factor` rows differ by about as much as two runs of the same setting do on
 # a busy machine (run the cell again to see): once the workers keep up, a deeper queue buys
 # little. It helps when loading time varies from batch to batch, and it costs memory (every
 # prefetched batch sits in RAM, pinned memory on a GPU machine).
@@ -1383,6 +1406,9 @@ for value, label, color in [(statistics.median(one_by_one), "median", "tab:green
     ax.axvline(value, color=color, ls="--", label=f"{label} {value:.3f} ms")
 ax.set(xscale="log", xlabel="time of one forward pass (ms, log scale)", ylabel="count",
        title="200 timings of the same call")
+ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
+for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+    axis_format(ticker.FormatStrFormatter("%g"))
 ax.legend()
 plt.show()
 
@@ -2030,7 +2056,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     q_s = compare({(size, precision, b): predictor(m, x) for size, pair in models.items()
                    for precision, m in zip(("float32", "int8"), pair)
-                   for b, x in x_by_batch.items()}, rounds=2, min_run_time=0.02)
+                   for b, x in x_by_batch.items()})
 for size in models:
     for b in x_by_batch:
         fp32_ms, int8_ms = q_s[(size, "float32", b)] * 1e3, q_s[(size, "int8", b)] * 1e3
@@ -2067,8 +2093,8 @@ print(f"QUALITY: autocast step {amp_speedup:.2f}x the fp32 speed on {device}; to
 # little arithmetic to win them back, and int8 is *slower*. The int8 products move four times
 # fewer weight bytes and, on CPUs with int8 dot-product instructions (VNNI, AMX), do less work
 # per multiply — a gain that grows with the size of the layers: in our measurements, anything
-# from a draw to a modest gain for the 256-unit model on a batch (it varies from run to run), a
-# clear win for the 1024-unit one. Transformers and
+# from a small loss to a modest gain for the 256-unit model on a batch (it varies from run to
+# run), a clear win for the 1024-unit one. Transformers and
 # LSTMs, whose time is mostly spent in large linear layers, are where dynamic quantization is
 # one of the cheapest inference speed-ups on a CPU.
 #
