@@ -62,7 +62,7 @@ UI_MS = 60_000  # page loads, kernel starts, dialogs
 
 # read when the tests run, so that chapters added meanwhile are picked up
 STUDENT_NOTEBOOKS = sorted(p.relative_to(RELEASE).as_posix() for p in RELEASE.glob("*/*.ipynb"))
-TRAINING_CHAPTER = "04_training"  # a training-heavy chapter, run cell by cell like chapter 1
+TRAINING_CHAPTER = "10_rnn"  # a training-heavy chapter, run cell by cell like chapter 1
 SOLUTION_CHAPTER = "02_autograd"  # a quick chapter, run in full from its solution notebook
 TYPED = "ex01_1"  # the exercise of chapter 1 a student answers by typing
 WIDGET_CALL = "brightness_contrast(image)"  # the widget cell of chapter 1

@@ -11,9 +11,10 @@ them. `check_feedback` proves it on the feedback of a graded course:
   every failing test cell, the message of every visible failure, and for a hidden failure a
   message that names the cell.
 
-Every chapter is checked in tests/test_roundtrip.py, on the feedback of the mutants submission
-it grades anyway (every test cell, failing in visible and hidden tests); here a tiny course covers each case exactly, and
-shows that the check finds hidden lines in nbgrader's unredacted HTML (it can fail).
+Every chapter is checked in tests/test_roundtrip.py, on the feedback of the mutants
+submission it grades anyway (every test cell; failures in visible and hidden tests); here a
+tiny course covers each case exactly, and shows that the check finds hidden lines in
+nbgrader's unredacted HTML (it can fail).
 """
 
 from __future__ import annotations

@@ -1333,7 +1333,7 @@ print(f"the noisy input itself:            test MSE {F.mse_loss(X_noisy_test, Y_
 # - `self.head`: an `nn.Linear` from the concatenated states of both directions to 1 value;
 # - `forward(x)`: `(B, T, 1)` → `(B, T, 1)`, the head applied at **every** step.
 #
-# The cell after yours trains it (6 epochs of mean squared error).
+# Two cells below train it (6 epochs of mean squared error) and plot three denoised test waves.
 #
 # **Tests check:** the parameter count, shapes for several $B$ and $T$, that the output at the
 # first step depends on the *last* input and the output at the last step on the *first* input
@@ -1362,6 +1362,28 @@ class BiDenoiser(nn.Module):
         ### END SOLUTION
 
 
+# %% [markdown]
+# A picture will show what the numbers mean: noisy input, truth and the two denoisers on three
+# test waves. The plotting function comes first; the training cell calls it at its end.
+
+# %%
+def plot_denoised(model, n_waves=3):
+    """Noisy input, clean truth, a moving average and ``model``'s output for test waves."""
+    with torch.no_grad():
+        denoised = model(X_noisy_test[:n_waves]).cpu()
+    smoothed = moving_average(X_noisy_test[:n_waves], 5).cpu()
+    fig, axes = plt.subplots(1, n_waves, figsize=(13, 3), sharey=True)
+    for i, ax in enumerate(axes):
+        ax.plot(X_noisy_test[i, :, 0].cpu(), ".", color="0.6", ms=4, label="noisy input")
+        ax.plot(Y_clean_test[i, :, 0].cpu(), "k-", lw=2, label="clean truth")
+        ax.plot(smoothed[i, :, 0], "--", lw=1.3, label="moving average (5)")
+        ax.plot(denoised[i, :, 0], lw=1.6, label="BiLSTM")
+        ax.set(xlabel="time step", title=f"test wave {i}")
+    axes[0].set_ylabel("value")
+    axes[0].legend(fontsize=8)
+    plt.show()
+
+
 # %%
 helpers.seed_everything(103)
 denoiser = BiDenoiser().to(device)
@@ -1371,6 +1393,7 @@ denoiser.eval()
 with torch.no_grad():
     denoise_mse = F.mse_loss(denoiser(X_noisy_test), Y_clean_test).item()
 print(f"BiDenoiser test MSE: {denoise_mse:.4f}")
+plot_denoised(denoiser)
 
 # %% nbgrader={"grade": true, "grade_id": "ex10_3_test", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 _probe = BiDenoiser().to(device)
@@ -1410,23 +1433,6 @@ checks.check(_mse < 0.5 * 0.3**2, "the trained denoiser should at least halve th
 ### END HIDDEN TESTS
 print("all visible tests passed")
 
-# %% [markdown]
-# Noisy input, truth and the two denoisers, on three test waves:
-
-# %%
-with torch.no_grad():
-    denoised = denoiser(X_noisy_test[:3]).cpu()
-smoothed = moving_average(X_noisy_test[:3], 5).cpu()
-fig, axes = plt.subplots(1, 3, figsize=(13, 3), sharey=True)
-for i, ax in enumerate(axes):
-    ax.plot(X_noisy_test[i, :, 0].cpu(), ".", color="0.6", ms=4, label="noisy input")
-    ax.plot(Y_clean_test[i, :, 0].cpu(), "k-", lw=2, label="clean truth")
-    ax.plot(smoothed[i, :, 0], "--", lw=1.3, label="moving average (5)")
-    ax.plot(denoised[i, :, 0], lw=1.6, label="BiLSTM")
-    ax.set(xlabel="time step", title=f"test wave {i}")
-axes[0].set_ylabel("value")
-axes[0].legend(fontsize=8)
-plt.show()
 
 # %% [markdown]
 # The moving average must trade noise for lag and flattened peaks; the BiLSTM has learned what
