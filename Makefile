@@ -50,7 +50,7 @@ install: $(STAMP)  ## create or update .venv from requirements.lock (only when n
 
 # Debian packages the tests need: a browser for tests/test_browser.py, a PostgreSQL server for
 # parallel grading. Installed only when missing (needs root or sudo); CI calls this first.
-SYSTEM_DEPS := chromium chromium-driver postgresql
+SYSTEM_DEPS := chromium postgresql
 system-deps:  ## apt-get install the browser and database the tests need (when missing)
 	@missing=$$(for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

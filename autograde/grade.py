@@ -156,6 +156,7 @@ class Task:
     exclusive: bool  # no other task runs meanwhile: every gradebook row can be checked
     threads: int
     log_dir: str
+    baseline: records.Snapshot  # definitions and this student's rows when the batch started
 
 
 @dataclass
@@ -184,6 +185,7 @@ class Result:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     killed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the batch: not this student's fault
     rows: records.Snapshot | None = None  # the student's gradebook rows after grading
 
     def add(self, code: str, message: str) -> None:
@@ -424,21 +426,34 @@ def grade_submission(task: Task) -> Result:
 
 
 def guard_gradebook(task: Task, before: records.Snapshot, result: Result) -> None:
-    """Restore what changed in the gradebook during the run, other than nbgrader's own writes
-    for this student (every other row when the task runs alone, else the definitions and this
-    student's manual columns), and say so."""
+    """Restore what changed in the gradebook other than nbgrader's own writes for this
+    student: every row changed during the run when the task runs alone; else the assignment's
+    definitions and this student's manual columns, as they were when the batch started.
+
+    Alone, the change can only come from this submission: it is scored 0. With other workers
+    running, any of them may have made it: it is restored and reported for the batch.
+    """
     after = records.Snapshot.take(task.course.db_url, task.assignment)
     others = () if task.exclusive else _students_in(before, after) - {task.student}
-    diffs, odd = records.changes(before, after, allowed_student=task.student,
+    expected = before if task.exclusive else task.baseline
+    diffs, odd = records.changes(expected, after, allowed_student=task.student,
                                  ignore_students=others)
     if diffs:
         records.restore(task.course.db_url, diffs)
+    problems = []
+    if diffs:
         shown = "; ".join(str(d) for d in diffs[:3])
-        result.add("gradebook-modified", f"{len(diffs)} value(s) changed while grading, "
-                                         f"restored: {shown}{' ...' if len(diffs) > 3 else ''}")
+        problems.append(f"{len(diffs)} value(s) changed while grading, restored: "
+                        f"{shown}{' ...' if len(diffs) > 3 else ''}")
     if odd:
-        result.add("gradebook-modified", f"{len(odd)} row(s) added or removed while grading: "
-                                         + "; ".join(odd[:3]))
+        problems.append(f"{len(odd)} row(s) added or removed while grading: "
+                        + "; ".join(odd[:3]))
+    for problem in problems:
+        if task.exclusive:
+            result.add("gradebook-modified", problem)
+        else:
+            result.warnings.append(f"{task.assignment}, while grading {task.student} with other "
+                                   f"workers: {problem}")
 
 
 def record_zeros(task: Task, result: Result, findings: dict[str, list[str]],
@@ -591,13 +606,14 @@ def grade(assignments: list[str], students: list[str] | None = None, jobs: int =
         before[a] = records.Snapshot.take(course.db_url, a)
     exclusive = jobs <= 1 and backend == "local"
     tasks = [Task(course, a, s, limits, f"{run_id}:{a}:{s}", exclusive, default_threads(jobs),
-                  str(log_root / a))
+                  str(log_root / a), before[a].of_student(s, definitions=True))
              for a, present in per_assignment.items() for s in present]
     log(f"grading {len(tasks)} submission(s) of {', '.join(assignments)}: run {run_id}, "
         f"{jobs} worker(s), {backend}, gradebook {records.redact(course.db_url)}")
     for i, (task, outcome) in enumerate(run_tasks(tasks, jobs, backend, scheduler), start=1):
         result = outcome if isinstance(outcome, Result) else _grader_error(task, outcome)
         batch.results.append(result)
+        batch.warnings.extend(result.warnings)
         log(f"[{i}/{len(tasks)}] {task.assignment} {task.student}: "
             f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.0f} s)")
     for a in per_assignment:

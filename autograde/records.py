@@ -206,11 +206,12 @@ class Snapshot:
                 snap.tables[table] = rows
         return snap
 
-    def of_student(self, student: str) -> Snapshot:
-        """Only the rows of one student's submission (definitions left out)."""
-        return Snapshot(self.assignment, {t: {k: v for k, v in rows.items() if v[0] == student}
-                                          for t, rows in self.tables.items()
-                                          if t in ("grade", "comment")})
+    def of_student(self, student: str, definitions: bool = False) -> Snapshot:
+        """Only the rows of one student's submission, and the assignment's definitions (test
+        cells, points) when asked."""
+        return Snapshot(self.assignment, {
+            t: {k: v for k, v in rows.items() if v[0] == student or (definitions and not v[0])}
+            for t, rows in self.tables.items() if definitions or t in ("grade", "comment")})
 
 
 @dataclass

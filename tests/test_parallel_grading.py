@@ -1,16 +1,17 @@
 """Parallel and distributed grading give exactly the grades of sequential grading.
 
-Four students of the tiny hostile-case assignment -- full marks, the blank release, one of two
-exercises right, and a tampering one (torch.allclose patched) -- are graded three times by
-``python -m autograde.grade``:
+Four students of the tiny hostile-case assignment -- full marks, one of two exercises right,
+one that patches torch.allclose, and one that writes full marks for everybody into the gradebook
+(whichever database it is) -- are graded three times by ``python -m autograde.grade``:
 
 1. one at a time with the default SQLite gradebook;
 2. with 2 local workers on a PostgreSQL gradebook (a throw-away server, autograde.pgserver);
 3. with a Dask LocalCluster of 2 worker processes on the same PostgreSQL database, after every
    submission has been removed from it (so nothing of run 2 can be read back by mistake).
 
-Every graded cell's score, the totals and the statuses must be identical. Several workers on
-SQLite are refused with a message that says what to do.
+Every graded cell's score and points, the totals and the statuses must be identical: with
+several workers too, what the writer changed is restored. Several workers on SQLite are
+refused with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from autograde.hostile import (
 from autograde.pgserver import PostgresServer
 
 CAPS = {"COURSE_CELL_TIMEOUT": "30", "COURSE_MEM_LIMIT_GB": "6", "COURSE_NOTEBOOK_TIMEOUT": "120"}
-STUDENTS = ["blank", "full", "half", "tamper"]
+STUDENTS = ["full", "half", "tamper", "writer"]
 
 
 def grade(root: Path, *args: str, url: str | None = None) -> tuple[subprocess.CompletedProcess,
@@ -59,18 +60,19 @@ def grade(root: Path, *args: str, url: str | None = None) -> tuple[subprocess.Co
 def test_parallel_and_dask_grading_match_sequential(tmp_path):
     course = Course.build(tmp_path / "course", [], {ASSIGNMENT: {NOTEBOOK: source_notebook()}})
     released = nbformat.read(course.generate(ASSIGNMENT) / f"{NOTEBOOK}.ipynb", as_version=4)
-    patch_torch = next(c for c in load_cases() if c.name == "11_patch_torch")
+    cases = {c.name: c for c in load_cases()}
     course.submit("full", ASSIGNMENT, {NOTEBOOK: honest_submission(released)})
-    course.submit("blank", ASSIGNMENT, {NOTEBOOK: released})
     course.submit("half", ASSIGNMENT, {NOTEBOOK: with_cells_replaced(
         released, {"ex00_1_solution": "def add(a, b):\n    return a + b"})})
-    course.submit("tamper", ASSIGNMENT, {NOTEBOOK: patch_torch.submission(released)})
+    course.submit("tamper", ASSIGNMENT, {NOTEBOOK: cases["11_patch_torch"].submission(released)})
+    course.submit("writer", ASSIGNMENT,
+                  {NOTEBOOK: cases["14_write_gradebook"].submission(released)})
 
     _, sequential = grade(course.root, "--jobs", "1")
     sqlite_url = "sqlite:///" + str(course.root / "autograde" / "gradebook.db")
     expected = records.scores(sqlite_url, ASSIGNMENT)
-    assert sequential == {"blank": (0.0, "ok"), "full": (3.0, "ok"), "half": (1.0, "ok"),
-                          "tamper": (0.0, "tampering")}
+    assert sequential == {"full": (3.0, "ok"), "half": (1.0, "ok"), "tamper": (0.0, "tampering"),
+                          "writer": (0.0, "tampering")}
     assert set(expected) == set(STUDENTS)
 
     # a regrade clears the zeros the grading command recorded before: resubmitted honest work
