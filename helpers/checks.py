@@ -195,6 +195,27 @@ def check_close(actual: Any, expected: Any, name: str, rtol: float = 1e-5, atol:
     )
 
 
+_TRUSTED_EQ = ("builtins", "numpy", "torch")
+
+
+def _eq_module(value: Any) -> str:
+    """The top-level module of the class that defines ``value``'s ``__eq__``."""
+    owner = next((k for k in type(value).__mro__ if "__eq__" in vars(k)), object)
+    return (owner.__module__ or "").split(".")[0]
+
+
+def _disguised(actual: Any, expected: Any) -> bool:
+    """Whether ``actual`` (or an item of it) is of another type than expected and brings an
+    ``__eq__`` of its own: an object equal to everything must not pass an equality check."""
+    if type(actual) is not type(expected) and _eq_module(actual) not in _TRUSTED_EQ:
+        return True
+    if isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple)):
+        return any(_disguised(a, e) for a, e in zip(actual, expected, strict=False))
+    if isinstance(actual, dict) and isinstance(expected, dict):
+        return any(_disguised(actual[k], expected[k]) for k in expected if k in actual)
+    return False
+
+
 def check_equal(actual: Any, expected: Any, name: str, hint: str | None = None) -> None:
     """Check exact equality: ``torch.equal`` for tensors, ``==`` for everything else."""
     if isinstance(expected, torch.Tensor):
@@ -206,6 +227,8 @@ def check_equal(actual: Any, expected: Any, name: str, hint: str | None = None) 
         if not torch.equal(actual.detach().cpu(), expected.detach().cpu()):
             fail(f"{name} has the right shape but wrong values.", expected, actual, hint)
         return
+    if _disguised(actual, expected):
+        fail(f"{name} has the wrong type.", type(expected).__name__, type(actual).__name__, hint)
     same = actual == expected
     if isinstance(same, (torch.Tensor, np.ndarray)):
         same = bool(np.all(np.asarray(same)))

@@ -122,3 +122,16 @@ def test_shares_memory():
 def test_long_values_are_shortened():
     text = message(checks.fail, "big", torch.arange(10_000), "x" * 1000)
     assert len(text) < 1000 and "..." in text
+
+
+def test_check_equal_is_not_fooled_by_an_object_equal_to_everything():
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    assert "wrong type" in message(checks.check_equal, Anything(), 3, "n")
+    assert "wrong type" in message(checks.check_equal, [1, Anything()], [1, 2], "pair")
+    assert "wrong type" in message(checks.check_equal, {"a": Anything()}, {"a": 2}, "dict")
+    checks.check_equal(np.int64(3), 3, "numpy integer")
+    checks.check_equal(torch.Size([2, 3]), (2, 3), "a torch.Size")
+    checks.check_equal(3.0, 3, "float and int")
