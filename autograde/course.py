@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import nbformat.v4
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,27 @@ def load_mutants(assignment: str) -> list[dict]:
     if not isinstance(entries, list):
         raise ValueError(f"{path} must hold a list of mutants, got {type(entries).__name__}")
     return entries
+
+
+#: The course's kernel, as a notebook's metadata names it.
+KERNELSPEC = {"name": "dl-course", "language": "python", "display_name": "Python 3 (DL course)"}
+
+
+def graded_cell(source: str, grade_id: str, points: int = 0,
+                solution: bool = False) -> nbformat.NotebookNode:
+    """An nbgrader code cell: a solution cell, or (``solution=False``) a locked test cell."""
+    meta = {"grade": not solution, "grade_id": grade_id, "locked": not solution,
+            "schema_version": 3, "solution": solution, "task": False}
+    if not solution:
+        meta["points"] = points
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
+
+
+def course_notebook(cells: list) -> nbformat.NotebookNode:
+    """A notebook for the course's kernel with the given cells (tiny made-up assignments)."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": dict(KERNELSPEC)})
+    nb.cells = list(cells)
+    return nb
 
 
 def with_cells_replaced(nb: nbformat.NotebookNode,

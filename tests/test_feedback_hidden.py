@@ -27,7 +27,14 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograde.course import ROOT, Course, nbgrader_meta, with_cells_replaced
+from autograde.course import (
+    ROOT,
+    Course,
+    course_notebook,
+    nbgrader_meta,
+    with_cells_replaced,
+)
+from autograde.course import graded_cell as graded
 from autograde.hidden import redact_notebook
 
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -162,22 +169,11 @@ SUBMISSIONS = {
 }
 
 
-def graded(source: str, gid: str, points: int = 0, solution: bool = False):
-    meta = {"grade": not solution, "grade_id": gid, "locked": not solution,
-            "schema_version": 3, "solution": solution, "task": False}
-    if not solution:
-        meta["points"] = points
-    return new_code_cell(source, metadata={"nbgrader": meta})
-
-
 def tiny_notebook() -> nbformat.NotebookNode:
-    nb = new_notebook(metadata={"kernelspec": {"name": "dl-course", "language": "python",
-                                               "display_name": "Python 3 (DL course)"}})
-    nb.cells = [new_markdown_cell("# Feedback"), new_code_cell("from helpers import checks"),
-                graded(ADD, "ex00_1_solution", solution=True), graded(ADD_TEST, "ex00_1_test", 2),
-                graded(HALF, "ex00_2_solution", solution=True),
-                graded(HALF_TEST, "ex00_2_test", 1)]
-    return nb
+    return course_notebook([
+        new_markdown_cell("# Feedback"), new_code_cell("from helpers import checks"),
+        graded(ADD, "ex00_1_solution", solution=True), graded(ADD_TEST, "ex00_1_test", 2),
+        graded(HALF, "ex00_2_solution", solution=True), graded(HALF_TEST, "ex00_2_test", 1)])
 
 
 @pytest.fixture(scope="module")

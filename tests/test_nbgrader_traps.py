@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from autograde.course import Course, nbgrader_meta, with_cells_replaced
+from autograde.course import Course, course_notebook, nbgrader_meta, with_cells_replaced
+from autograde.course import graded_cell as graded
 from autograde.policy import SKIP_TAG
 
 pytestmark = pytest.mark.slow  # one nbgrader run (a module fixture) serves every test here
@@ -24,18 +25,8 @@ SOLUTION = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### EN
 FILLED = "def add(a, b):\n    return a + b"
 
 
-def graded(source: str, gid: str, points: int = 0, solution: bool = False):
-    meta = {"grade": not solution, "grade_id": gid, "locked": not solution,
-            "schema_version": 3, "solution": solution, "task": False}
-    if not solution:
-        meta["points"] = points
-    return new_code_cell(source, metadata={"nbgrader": meta})
-
-
 def trap_notebook() -> nbformat.NotebookNode:
-    nb = new_notebook(metadata={"kernelspec": {"name": "dl-course", "language": "python",
-                                               "display_name": "Python 3 (DL course)"}})
-    nb.cells = [
+    return course_notebook([
         new_markdown_cell("# Traps"),
         new_code_cell("import os, sys, warnings"),
         graded(SOLUTION, "ex00_1_solution", solution=True),
@@ -47,8 +38,7 @@ def trap_notebook() -> nbformat.NotebookNode:
         graded("warnings.warn('a warning in a test cell')", "ex00_3_test", 1),
         graded("print('Matplotlib is building the font cache; this may take a moment.', "
                "file=sys.stderr)", "ex00_4_test", 1),
-    ]
-    return nb
+    ])
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,14 @@ from pathlib import Path
 
 import nbformat
 import yaml
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from ..course import nbgrader_meta, with_cells_replaced
+from ..course import course_notebook, graded_cell, nbgrader_meta, with_cells_replaced
 
 HERE = Path(__file__).resolve().parent
 ASSIGNMENT = "00_hostile"
 NOTEBOOK = "hostile"
 MAX_SCORE = 3.0
-KERNELSPEC = {"name": "dl-course", "language": "python", "display_name": "Python 3 (DL course)"}
 
 #: What an honest student writes in the answer cells.
 HONEST = {
@@ -42,33 +41,24 @@ HONEST = {
 }
 
 
-def _cell(source: str, gid: str, points: int = 0, solution: bool = False):
-    meta = {"grade": not solution, "grade_id": gid, "locked": not solution,
-            "schema_version": 3, "solution": solution, "task": False}
-    if not solution:
-        meta["points"] = points
-    return new_code_cell(source, metadata={"nbgrader": meta})
-
-
 def source_notebook() -> nbformat.NotebookNode:
     """The instructor's notebook of the tiny assignment (solutions and hidden tests)."""
-    nb = new_notebook(metadata={"kernelspec": KERNELSPEC})
-    nb.cells = [
+    add = "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION"
+    add_test = ("checks.check_equal(add(1, 2), 3, 'add(1, 2)')\n### BEGIN HIDDEN TESTS\n"
+                "checks.check_equal(add(-4, 4), 0, 'add(-4, 4)')\n### END HIDDEN TESTS")
+    scale = "def scale(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+    scale_test = ("checks.check_close(scale(torch.ones(3)), torch.full((3,), 2.0), "
+                  "'scale(ones(3))')\n### BEGIN HIDDEN TESTS\n"
+                  "checks.check_close(scale(torch.arange(4.0)), torch.arange(4.0) * 2, "
+                  "'scale(arange(4))')\n### END HIDDEN TESTS")
+    return course_notebook([
         new_markdown_cell("# Hostile-submission test assignment"),
         new_code_cell("import torch\nfrom helpers import checks"),
-        _cell("def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION",
-              "ex00_1_solution", solution=True),
-        _cell("checks.check_equal(add(1, 2), 3, 'add(1, 2)')\n### BEGIN HIDDEN TESTS\n"
-              "checks.check_equal(add(-4, 4), 0, 'add(-4, 4)')\n### END HIDDEN TESTS",
-              "ex00_1_test", 1),
-        _cell("def scale(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
-              "ex00_2_solution", solution=True),
-        _cell("checks.check_close(scale(torch.ones(3)), torch.full((3,), 2.0), 'scale(ones(3))')"
-              "\n### BEGIN HIDDEN TESTS\nchecks.check_close(scale(torch.arange(4.0)), "
-              "torch.arange(4.0) * 2, 'scale(arange(4))')\n### END HIDDEN TESTS",
-              "ex00_2_test", 2),
-    ]
-    return nb
+        graded_cell(add, "ex00_1_solution", solution=True),
+        graded_cell(add_test, "ex00_1_test", 1),
+        graded_cell(scale, "ex00_2_solution", solution=True),
+        graded_cell(scale_test, "ex00_2_test", 2),
+    ])
 
 
 @dataclass
