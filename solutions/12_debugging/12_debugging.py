@@ -169,11 +169,8 @@ print("loss at step 0:", F.cross_entropy(make_mlp()(x_naive), y_train).item())
 # on the standardised digits with three learning rates:
 
 # %%
-def sgd_losses(lr, steps=30):
-    """Full-batch SGD on the training digits; return the loss at every step."""
-    torch.manual_seed(0)
-    model = make_mlp()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+def full_batch_losses(model, optimizer, steps):
+    """Full-batch training on the standardised training digits; the loss at every step."""
     losses = []
     for _ in range(steps):
         loss = F.cross_entropy(model(x_train), y_train)
@@ -182,6 +179,13 @@ def sgd_losses(lr, steps=30):
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def sgd_losses(lr, steps=30):
+    """Full-batch SGD from the same initial MLP; the loss at every step."""
+    torch.manual_seed(0)
+    model = make_mlp()
+    return full_batch_losses(model, torch.optim.SGD(model.parameters(), lr=lr), steps)
 
 
 lr_runs = {lr: sgd_losses(lr) for lr in (0.5, 5.0, 50.0)}
@@ -395,18 +399,6 @@ checks.check_equal(yb, y_train[:16], "y after the calls (must be unchanged)")
 #   every ReLU outputs 0, and no gradient reaches the first layer.
 
 # %%
-def adam_steps(model, optimizer, steps=150):
-    """Full-batch training on the standardised digits; return the loss at every step."""
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x_train), y_train)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
 def stuck_scenario(kind):
     """Build (model, optimizer) for one scenario; seeded, so the four start alike."""
     torch.manual_seed(0)
@@ -424,7 +416,7 @@ stuck_runs = {}
 for kind in ("healthy", "lr too low", "stale optimizer", "dead ReLUs"):
     model, optimizer = stuck_scenario(kind)
     start = copy.deepcopy(model.state_dict())
-    stuck_runs[kind] = (model, optimizer, start, adam_steps(model, optimizer))
+    stuck_runs[kind] = (model, optimizer, start, full_batch_losses(model, optimizer, steps=150))
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
