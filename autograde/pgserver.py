@@ -52,7 +52,8 @@ def available() -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -78,7 +79,7 @@ class PostgresServer:
             server._run("initdb", "-D", str(folder / "data"), "-U", USER, "--auth=trust",
                         "--no-locale", "--encoding=UTF8", "--no-sync")
             for attempt in range(3):
-                server.port = _free_port()
+                server.port = free_port()
                 try:
                     server._run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"),
                                 "-w", "-t", "60", "-o",

@@ -135,3 +135,10 @@ def test_check_equal_is_not_fooled_by_an_object_equal_to_everything():
     checks.check_equal(np.int64(3), 3, "numpy integer")
     checks.check_equal(torch.Size([2, 3]), (2, 3), "a torch.Size")
     checks.check_equal(3.0, 3, "float and int")
+
+
+def test_check_choice():
+    checks.check_choice("B", "ABC", "answer")
+    assert "must be one of A, B, C" in message(checks.check_choice, "D", "ABC", "answer")
+    assert "answer" in message(checks.check_choice, 2, "ABC", "answer")
+    assert "must be one of" in message(checks.check_choice, "AB", "ABC", "answer")

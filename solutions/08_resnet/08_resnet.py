@@ -1001,8 +1001,7 @@ answer_82_gradients = "B"
 # %% nbgrader={"grade": true, "grade_id": "ex08_2_test_c", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 for variable, value in [("answer_82_depth", answer_82_depth),
                         ("answer_82_gradients", answer_82_gradients)]:
-    checks.check_type(value, str, variable, hint='one letter, such as "A"')
-    checks.check(value in ("A", "B", "C"), f"{variable} must be one of A, B, C.", got=value)
+    checks.check_choice(value, "ABC", variable)
 checks.check_equal(sorted(results_82), ["plain_32", "plain_4", "residual_32"], "the runs of results_82")
 for name, (depth, _) in runs.items():
     checks.check_equal(len(results_82[name]["train_loss"]), 8, f"epochs recorded for {name}")
@@ -1220,8 +1219,7 @@ answer_83 = "B"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex08_3_test_b", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-checks.check_type(answer_83, str, "answer_83", hint='one letter, such as "A"')
-checks.check(answer_83 in ("A", "B", "C"), "answer_83 must be one of A, B, C.", got=answer_83)
+checks.check_choice(answer_83, "ABC", "answer_83")
 checks.check_equal(sorted(results_83), ["post", "pre"], "the keys of results_83")
 for name, run in results_83.items():
     checks.check(run["test_acc"] >= 0.9, f"the {name}-activation network should reach 90 % "
@@ -1617,8 +1615,7 @@ answer_84 = "B"
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex08_4_test_c", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-checks.check_type(answer_84, str, "answer_84", hint='one letter, such as "A"')
-checks.check(answer_84 in ("A", "B", "C"), "answer_84 must be one of A, B, C.", got=answer_84)
+checks.check_choice(answer_84, "ABC", "answer_84")
 checks.check(source_acc >= 0.95, "the pretrained ResNet should reach 95 % on digits 0-4.",
              ">= 0.95", source_acc, "check your BasicBlock and ResNet")
 checks.check(restored_ok, "the reloaded network should give the same logits as the original.")
@@ -2365,8 +2362,7 @@ checks.check_equal(cc_resnet34_layers, sum(isinstance(m, (nn.Conv2d, nn.Linear))
 # %% nbgrader={"grade": true, "grade_id": "cc08_test_b", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 checks.check_tensor(cc_cancel_jacobian, "cc_cancel_jacobian", shape=(3, 3))
 for variable, value in [("cc_degradation", cc_degradation), ("cc_frozen_bn", cc_frozen_bn)]:
-    checks.check_type(value, str, variable, hint='one letter, such as "A"')
-    checks.check(value in ("A", "B", "C"), f"{variable} must be one of A, B, C.", got=value)
+    checks.check_choice(value, "ABC", variable)
 ### BEGIN HIDDEN TESTS
 truth = torch.autograd.functional.jacobian(lambda v: v + (-v), torch.randn(3))
 checks.check_close(cc_cancel_jacobian, truth, "cc_cancel_jacobian")
