@@ -48,13 +48,25 @@ def nbgrader_meta(cell: dict) -> dict:
 
 
 def load_mutants(assignment: str) -> list[dict]:
-    """The mutants of an assignment: dicts with exercise, cell, name, code (and notebook)."""
-    path = MUTANTS / f"{assignment}.yml"
-    if not path.exists():
-        return []
-    entries = yaml.safe_load(path.read_text()) or []
-    if not isinstance(entries, list):
-        raise ValueError(f"{path} must hold a list of mutants, got {type(entries).__name__}")
+    """The mutants of an assignment: dicts with exercise, cell, name, code (and notebook).
+
+    They live in ``autograde/mutants/<assignment>.yml``; an assignment with several notebooks
+    may keep one file per notebook, ``<assignment>.<notebook>.yml``, whose entries default to
+    that notebook.
+    """
+    entries: list[dict] = []
+    paths = [MUTANTS / f"{assignment}.yml", *sorted(MUTANTS.glob(f"{assignment}.*.yml"))]
+    for path in paths:
+        if not path.exists():
+            continue
+        found = yaml.safe_load(path.read_text()) or []
+        if not isinstance(found, list):
+            raise ValueError(f"{path} must hold a list of mutants, got {type(found).__name__}")
+        notebook = path.name[len(assignment) + 1:-len(".yml")]
+        for entry in found:
+            if notebook and isinstance(entry, dict):
+                entry.setdefault("notebook", notebook)
+            entries.append(entry)
     return entries
 
 
