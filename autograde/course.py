@@ -175,7 +175,8 @@ class Course:
         return read_notebook(path)
 
     def scores(self, assignment: str) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
-        """student -> notebook -> grade id -> (score, max score), from the gradebook."""
+        """student -> notebook -> grade id -> (score, max score), from the gradebook; cells
+        that wait for an instructor's grade (:meth:`pending_manual`) are left out."""
         from nbgrader.api import Gradebook
 
         url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
@@ -184,6 +185,20 @@ class Course:
             for sub in gb.assignment_submissions(assignment):
                 per_nb = result.setdefault(sub.student_id, {})
                 for nb in sub.notebooks:
-                    per_nb[nb.name] = {g.name: (float(g.score), float(g.max_score))
-                                       for g in nb.grades if g.max_score}
+                    per_nb[nb.name] = {
+                        g.name: (float(g.score), float(g.max_score))
+                        for g in nb.grades if g.max_score and not g.needs_manual_grade}
+        return result
+
+    def pending_manual(self, assignment: str) -> dict[str, dict[str, list[str]]]:
+        """student -> notebook -> ids of the cells that wait for an instructor's grade."""
+        from nbgrader.api import Gradebook
+
+        url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
+        result: dict[str, dict[str, list[str]]] = {}
+        with Gradebook(url) as gb:
+            for sub in gb.assignment_submissions(assignment):
+                per_nb = result.setdefault(sub.student_id, {})
+                for nb in sub.notebooks:
+                    per_nb[nb.name] = [g.name for g in nb.grades if g.needs_manual_grade]
         return result

@@ -1,8 +1,10 @@
 """The autograder proves itself on every chapter, through the real `nbgrader autograde`.
 
-For each assignment, three submissions are graded in one nbgrader run:
+For each assignment (each notebook of chapter 15, whose five capstones are graded apart so that
+two workers share them), three submissions are graded in one nbgrader run:
 - "solution": the instructor's notebook -> full marks on every graded cell;
 - "blank": the released notebook, unchanged -> zero on every graded cell;
+  manually graded answer cells: left for the instructor when answered, zero when left blank;
 - "mutants": the solution with the first mutant of every exercise swapped in -> every
   exercise loses points (each mutant is also checked alone, in tests/test_mutants.py).
 Then `nbgrader generate_feedback` on the mutants submission (the same test cells as the others,
@@ -21,12 +23,13 @@ from autograde.course import (
     SOLUTIONS,
     Course,
     load_mutants,
+    nbgrader_meta,
     read_notebook,
     with_cells_replaced,
 )
 from autograde.mutation import exercise_of
 
-from .conftest import ASSIGNMENTS, NOTEBOOKS
+from .conftest import NOTEBOOKS
 from .test_feedback_hidden import check_feedback
 
 
@@ -41,18 +44,35 @@ def by_exercise(cells: dict[str, tuple[float, float]]) -> dict[str, tuple[float,
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
 
+def round_trip_units() -> list[tuple[str, list[str]]]:
+    """(assignment, notebooks) graded together: a chapter, or one capstone of chapter 15."""
+    units: dict[str, list[str]] = {}
+    for a, n in NOTEBOOKS:
+        units.setdefault(a, []).append(n)
+    out = []
+    for a, names in units.items():
+        out += [(a, names)] if len(names) == 1 else [(a, [n]) for n in names]
+    return out
+
+
+UNITS = round_trip_units()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_round_trip(assignment, tmp_path):
-    names = [n for a, n in NOTEBOOKS if a == assignment]
-    course = Course.build(tmp_path / "course", [assignment])
-    course.generate(assignment)
+@pytest.mark.parametrize("assignment,names", UNITS,
+                         ids=[a if names == [a] else f"{a}/{names[0]}" for a, names in UNITS])
+def test_round_trip(assignment, names, tmp_path):
     solution = {n: read_notebook(SOLUTIONS / assignment / f"{n}.ipynb") for n in names}
+    whole = len(names) == len([n for a, n in NOTEBOOKS if a == assignment])
+    course = (Course.build(tmp_path / "course", [assignment]) if whole else
+              Course.build(tmp_path / "course", [], extra_sources={assignment: solution}))
+    course.generate(assignment)
     blank = {n: read_notebook(RELEASE / assignment / f"{n}.ipynb") for n in names}
     mutated = {}
     first: dict[tuple[str, str], dict] = {}
     for m in load_mutants(assignment):
-        first.setdefault((m.get("notebook", names[0]), m["exercise"]), m)
+        if m.get("notebook", names[0]) in names:
+            first.setdefault((m.get("notebook", names[0]), m["exercise"]), m)
     for n in names:
         swaps = {m["cell"]: m["code"] for (nb_name, _), m in first.items() if nb_name == n}
         mutated[n] = with_cells_replaced(solution[n], swaps)
@@ -63,7 +83,8 @@ def test_round_trip(assignment, tmp_path):
     course.autograde(assignment)
     seconds = time.monotonic() - start
     scores = course.scores(assignment)
-    print(f"{assignment}: autograde of 3 submissions took {seconds:.1f} s")
+    pending = course.pending_manual(assignment)
+    print(f"{assignment} {names}: autograde of 3 submissions took {seconds:.1f} s")
     for n in names:
         for gid, (score, maximum) in scores["solution"][n].items():
             assert score == maximum, (
@@ -71,6 +92,12 @@ def test_round_trip(assignment, tmp_path):
                 f"{course.root}/autograde/autograded/solution")
         for gid, (score, _) in scores["blank"][n].items():
             assert score == 0, f"{assignment}/{n}: the blank notebook scores {score} on {gid}"
+        manual = [nbgrader_meta(c)["grade_id"] for c in solution[n].cells
+                  if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")]
+        assert sorted(pending["solution"].get(n, [])) == sorted(manual), (
+            f"{assignment}/{n}: the solution's written answers {manual} should wait for the "
+            f"instructor, pending: {pending['solution'].get(n)}")
+        assert not pending["blank"].get(n), f"{assignment}/{n}: blank answers are not zeroed"
         lost = by_exercise(scores["mutants"][n])
         for (nb_name, ex), m in first.items():
             if nb_name != n:
