@@ -71,7 +71,8 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None) 
     Args:
         seed: seed for ``random``, NumPy and PyTorch, so that reruns give the same numbers.
         device: force "cpu", "cuda" or "mps"; by default the best available one.
-        threads: CPU threads for PyTorch; by default PyTorch's own choice.
+        threads: CPU threads for PyTorch and for the BLAS/OpenMP pools of NumPy, SciPy,
+            scikit-learn and statsmodels; by default the libraries' own choice.
 
     Returns:
         The ``torch.device`` to put models and data on.
@@ -81,6 +82,9 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None) 
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
         torch.set_num_threads(threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # a global setting: lasts until changed
     chosen = pick_device(device)
     from . import plot  # imported here so that `import helpers` stays light
 

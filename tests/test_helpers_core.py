@@ -19,12 +19,19 @@ def test_setup_seeds_and_returns_a_device():
 
 
 def test_setup_threads_and_bad_arguments():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     before = torch.get_num_threads()
+    blas_before = max((p["num_threads"] for p in threadpool_info()
+                       if p["user_api"] == "blas"), default=1)
     try:
         helpers.setup(seed=0, threads=1)
         assert torch.get_num_threads() == 1
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and set(blas) == {1}, f"NumPy's BLAS pools still use {blas} threads"
     finally:
         torch.set_num_threads(before)
+        threadpool_limits(blas_before, user_api="blas")
     with pytest.raises(ValueError, match="threads"):
         helpers.setup(threads=0)
     with pytest.raises(ValueError, match="seed"):
