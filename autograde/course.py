@@ -174,31 +174,28 @@ class Course:
         path = self.root / "autograde" / "autograded" / student / assignment / f"{notebook}.ipynb"
         return read_notebook(path)
 
+    def _grades(self, assignment: str, keep) -> dict[str, dict[str, list]]:
+        """student -> notebook -> ``keep(grade)`` for each of its grades ``keep`` does not
+        drop (returns None for), from the gradebook."""
+        from nbgrader.api import Gradebook
+
+        url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
+        result: dict[str, dict[str, list]] = {}
+        with Gradebook(url) as gb:
+            for sub in gb.assignment_submissions(assignment):
+                per_nb = result.setdefault(sub.student_id, {})
+                for nb in sub.notebooks:
+                    per_nb[nb.name] = [k for k in map(keep, nb.grades) if k is not None]
+        return result
+
     def scores(self, assignment: str) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
         """student -> notebook -> grade id -> (score, max score), from the gradebook; cells
         that wait for an instructor's grade (:meth:`pending_manual`) are left out."""
-        from nbgrader.api import Gradebook
-
-        url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
-        result: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
-        with Gradebook(url) as gb:
-            for sub in gb.assignment_submissions(assignment):
-                per_nb = result.setdefault(sub.student_id, {})
-                for nb in sub.notebooks:
-                    per_nb[nb.name] = {
-                        g.name: (float(g.score), float(g.max_score))
-                        for g in nb.grades if g.max_score and not g.needs_manual_grade}
-        return result
+        graded = self._grades(assignment, lambda g: (
+            (g.name, (float(g.score), float(g.max_score)))
+            if g.max_score and not g.needs_manual_grade else None))
+        return {s: {n: dict(pairs) for n, pairs in nbs.items()} for s, nbs in graded.items()}
 
     def pending_manual(self, assignment: str) -> dict[str, dict[str, list[str]]]:
         """student -> notebook -> ids of the cells that wait for an instructor's grade."""
-        from nbgrader.api import Gradebook
-
-        url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
-        result: dict[str, dict[str, list[str]]] = {}
-        with Gradebook(url) as gb:
-            for sub in gb.assignment_submissions(assignment):
-                per_nb = result.setdefault(sub.student_id, {})
-                for nb in sub.notebooks:
-                    per_nb[nb.name] = [g.name for g in nb.grades if g.needs_manual_grade]
-        return result
+        return self._grades(assignment, lambda g: g.name if g.needs_manual_grade else None)
