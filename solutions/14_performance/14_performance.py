@@ -1641,19 +1641,22 @@ def _run_phases(slow, n_extra=2):
     return times, net, initial, data
 
 
-_times = _run_phases("data")[0]
-checks.check(_times["data"] >= 0.9 * _N * _DELAY and max(_PHASES, key=_times.get) == "data",
-             "with a loader that sleeps, 'data' must be the largest phase.",
-             f"data >= {0.9 * _N * _DELAY:.2f} s and the largest", _times,
-             hint="read the clock right after next(batches), and restart it after each step")
+def _check_slowest(slow, phase, what, hint, tries=3):
+    """`phase` must hold the sleeps and be the largest; a busy machine gets `tries` attempts."""
+    for _ in range(tries):  # a sleep is a lower bound; only noise elsewhere can spoil a try
+        times = _run_phases(slow)[0]
+        if times[phase] >= 0.9 * _N * _DELAY and max(_PHASES, key=times.get) == phase:
+            return
+    checks.fail(what, f"{phase} >= {0.9 * _N * _DELAY:.2f} s and the largest", times, hint=hint)
+
+
+_check_slowest("data", "data", "with a loader that sleeps, 'data' must be the largest phase.",
+               "read the clock right after next(batches), and restart it after each step")
 ### BEGIN HIDDEN TESTS
 for _slow, _phase in [("forward", "forward"), ("loss", "forward"), ("backward", "backward"),
                       ("optimizer", "optimizer")]:
-    _times = _run_phases(_slow)[0]
-    checks.check(_times[_phase] >= 0.9 * _N * _DELAY and max(_PHASES, key=_times.get) == _phase,
-                 f"when the {_slow} is slow, '{_phase}' must be the largest phase.",
-                 f"{_phase} the largest", _times,
-                 hint="the loss belongs to 'forward'; zero_grad and step to 'optimizer'")
+    _check_slowest(_slow, _phase, f"when the {_slow} is slow, '{_phase}' must be the largest phase.",
+                   "the loss belongs to 'forward'; zero_grad and step to 'optimizer'")
 _times, _net, _ref, _data = _run_phases(None)  # _ref: a copy of the net before training
 for _xb, _yb in _data[:_N]:  # three plain SGD steps
     _grads = torch.autograd.grad(F.mse_loss(_ref(_xb.to(device)), _yb.to(device)),
