@@ -8,7 +8,8 @@ skipped), and after the last test cell of each exercise, for each of its mutants
 
 1. executes the mutant in place of its solution cell, then every cell from there to the
    exercise's last test cell, and records whether a test cell failed the way nbgrader scores
-   failure (an error, or any stderr not matching the ignore pattern, or a time-out);
+   failure (an error, or any stderr not matching the ignore pattern, or a time-out); the
+   replay stops at the first failing test cell: the mutant is caught;
 2. after the last mutant of the exercise, restores the solution the same way and checks the
    tests pass again, so that a mutant that corrupts shared state is reported instead of
    silently poisoning later checks. Mutants run latest-cell first, so each replay re-executes
@@ -159,10 +160,13 @@ def run_notebook(path: Path, mutants: list[dict], timeout: float = policy.CELL_T
     kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
     kernel = Kernel(kernel_name, path.parent, timeout)
 
-    def replay(first: int, last: int, replaced: dict[int, str] | None = None) -> dict[int, CellRun]:
+    def replay(first: int, last: int, replaced: dict[int, str] | None = None,
+               stop_at_failure_of: frozenset[int] = frozenset()) -> dict[int, CellRun]:
         out = {}
         for j in range(first, last + 1):
             out[j] = kernel.run((replaced or {}).get(j, cells[j].source))
+            if j in stop_at_failure_of and not out[j].ok:
+                break  # caught: the cells after it would change nothing but the run time
         return out
 
     try:
@@ -183,8 +187,8 @@ def run_notebook(path: Path, mutants: list[dict], timeout: float = policy.CELL_T
             results = []
             for m in group:
                 at = ids.index(m["cell"])
-                mutated = replay(at, i, {at: m["code"]})
-                failed = [ids[j] for j in tests[ex] if j >= at and not mutated[j].ok]
+                mutated = replay(at, i, {at: m["code"]}, frozenset(tests[ex]))
+                failed = [ids[j] for j in tests[ex] if j in mutated and not mutated[j].ok]
                 if not kernel.km.is_alive():
                     kernel.close()
                     kernel = Kernel(kernel_name, path.parent, timeout)
