@@ -236,13 +236,16 @@ def check_equal(actual: Any, expected: Any, name: str, hint: str | None = None) 
         fail(f"{name} is not what was expected.", expected, actual, hint)
 
 
-def check_choice(answer: Any, options: Sequence[str], name: str, hint: str | None = None) -> None:
-    """Check that a multiple-choice ``answer`` is one of ``options`` (e.g. ``"ABC"``): a string,
-    and a valid letter. Whether it is the right one is for the test to check afterwards."""
+def check_choice(answer: Any, options: Sequence[str], name: str, hint: str | None = None) -> str:
+    """Check that a multiple-choice ``answer`` is one of the letters ``options`` (e.g. ``"ABC"``),
+    as a string; case and surrounding spaces do not matter. Return the letter, upper-cased: whether
+    it is the right one is for the test to check afterwards."""
     check_type(answer, str, name, hint or f"one of {', '.join(options)}, as a string")
-    if answer not in list(options):  # a string of letters: "AB" is not a letter of "ABC"
+    letter = answer.strip().upper()
+    if letter not in list(options):  # a string of letters: "AB" is not a letter of "ABC"
         fail(f"{name} must be one of {', '.join(options)}.", f"one of {list(options)}", answer,
              hint)
+    return letter
 
 
 def check_raises(fn: Callable[[], Any], exception: type[BaseException] | tuple, what: str,

@@ -138,7 +138,8 @@ def test_check_equal_is_not_fooled_by_an_object_equal_to_everything():
 
 
 def test_check_choice():
-    checks.check_choice("B", "ABC", "answer")
+    assert checks.check_choice("B", "ABC", "answer") == "B"
+    assert checks.check_choice(" c\n", "ABC", "answer") == "C"  # case and spaces do not matter
     assert "must be one of A, B, C" in message(checks.check_choice, "D", "ABC", "answer")
     assert "answer" in message(checks.check_choice, 2, "ABC", "answer")
     assert "must be one of" in message(checks.check_choice, "AB", "ABC", "answer")
