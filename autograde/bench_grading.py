@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                                 env={"COURSE_GRADEBOOK_URL": url})
             par_s, par = timed_grading(course, chapters, args.jobs, url)
             problems += check_full_marks(par, f"{args.jobs} workers")
-            if records.scores(url, chapters[0]) != records.scores(
-                    "sqlite:///" + str(course.root / "autograde" / "gradebook.db"), chapters[0]):
+            if records.scores(url, chapters[0]) != records.scores(course.db_url, chapters[0]):
                 problems.append("parallel grades differ from sequential grades")
 
     rows = table(chapters, students, args.jobs, plain, seq_s, par_s, seq)

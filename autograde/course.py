@@ -23,6 +23,8 @@ import nbformat
 import nbformat.v4
 import yaml
 
+from . import records
+
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 RELEASE = ROOT / "notebooks"
@@ -174,28 +176,20 @@ class Course:
         path = self.root / "autograde" / "autograded" / student / assignment / f"{notebook}.ipynb"
         return read_notebook(path)
 
-    def _grades(self, assignment: str, keep) -> dict[str, dict[str, list]]:
-        """student -> notebook -> ``keep(grade)`` for each of its grades ``keep`` does not
-        drop (returns None for), from the gradebook."""
-        from nbgrader.api import Gradebook
-
-        url = "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
-        result: dict[str, dict[str, list]] = {}
-        with Gradebook(url) as gb:
-            for sub in gb.assignment_submissions(assignment):
-                per_nb = result.setdefault(sub.student_id, {})
-                for nb in sub.notebooks:
-                    per_nb[nb.name] = [k for k in map(keep, nb.grades) if k is not None]
-        return result
+    @property
+    def db_url(self) -> str:
+        return "sqlite:///" + str(self.root / "autograde" / "gradebook.db")
 
     def scores(self, assignment: str) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
         """student -> notebook -> grade id -> (score, max score), from the gradebook; cells
-        that wait for an instructor's grade (:meth:`pending_manual`) are left out."""
-        graded = self._grades(assignment, lambda g: (
-            (g.name, (float(g.score), float(g.max_score)))
-            if g.max_score and not g.needs_manual_grade else None))
-        return {s: {n: dict(pairs) for n, pairs in nbs.items()} for s, nbs in graded.items()}
+        worth no points and cells that wait for an instructor's grade (:meth:`pending_manual`)
+        are left out."""
+        pending = self.pending_manual(assignment)
+        return {s: {n: {gid: v for gid, v in cells.items()
+                        if v[1] and gid not in pending.get(s, {}).get(n, [])}
+                    for n, cells in nbs.items()}
+                for s, nbs in records.scores(self.db_url, assignment).items()}
 
     def pending_manual(self, assignment: str) -> dict[str, dict[str, list[str]]]:
         """student -> notebook -> ids of the cells that wait for an instructor's grade."""
-        return self._grades(assignment, lambda g: g.name if g.needs_manual_grade else None)
+        return records.pending_manual(self.db_url, assignment)

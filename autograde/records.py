@@ -127,11 +127,12 @@ Scores = dict[str, dict[str, dict[str, tuple[float, float]]]]
 
 
 def _grade_rows(url: str, assignment: str) -> list[tuple]:
-    """(student, notebook, cell, auto, manual, extra credit, max score) per grade."""
+    """(student, notebook, cell, auto, manual, extra credit, max score, needs manual grade)
+    per grade."""
     with connect(url) as conn:
         return [tuple(r) for r in conn.execute(text(
             "SELECT sa.student_id, n.name, bc.name, g.auto_score, g.manual_score, "
-            "g.extra_credit, COALESCE(gc.max_score, tc.max_score) "
+            "g.extra_credit, COALESCE(gc.max_score, tc.max_score), g.needs_manual_grade "
             f"{_SUBMITTED} JOIN grade g ON g.notebook_id = sn.id "
             "JOIN base_cell bc ON g.cell_id = bc.id "
             "LEFT JOIN grade_cells gc ON gc.id = bc.id LEFT JOIN task_cells tc ON tc.id = bc.id "
@@ -142,12 +143,22 @@ def scores(url: str, assignment: str, students: Iterable[str] | None = None) -> 
     """student -> notebook -> graded cell -> (score, max score), as the gradebook has them."""
     wanted = None if students is None else set(students)
     result: Scores = {}
-    for student, notebook, cell, auto, manual, extra, maximum in _grade_rows(url, assignment):
+    for student, notebook, cell, auto, manual, extra, maximum, _ in _grade_rows(url, assignment):
         if wanted is not None and student not in wanted:
             continue
         score = (manual if manual is not None else auto or 0.0) + (extra or 0.0)
         result.setdefault(student, {}).setdefault(notebook, {})[cell] = (float(score),
                                                                           float(maximum or 0))
+    return result
+
+
+def pending_manual(url: str, assignment: str) -> dict[str, dict[str, list[str]]]:
+    """student -> notebook -> ids of the cells that wait for an instructor's grade."""
+    result: dict[str, dict[str, list[str]]] = {}
+    for student, notebook, cell, *_, needs_manual in _grade_rows(url, assignment):
+        per_nb = result.setdefault(student, {}).setdefault(notebook, [])
+        if needs_manual:
+            per_nb.append(cell)
     return result
 
 

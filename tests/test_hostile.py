@@ -65,7 +65,7 @@ def graded(tmp_path_factory):
     print(f"grading {len(CASES) + 1} submissions took {seconds:.0f} s")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(report.with_suffix(".json").read_text())
-    url = "sqlite:///" + str(course.root / "autograde" / "gradebook.db")
+    url = course.db_url
     return {"course": course, "report": report, "data": data, "before": before,
             "after": files_digest(submitted), "scores": records.scores(url, ASSIGNMENT),
             "results": {r["student"]: r for r in data["results"]}, "url": url}

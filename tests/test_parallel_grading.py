@@ -69,7 +69,7 @@ def test_parallel_and_dask_grading_match_sequential(tmp_path):
                   {NOTEBOOK: cases["14_write_gradebook"].submission(released)})
 
     _, sequential = grade(course.root, "--jobs", "1")
-    sqlite_url = "sqlite:///" + str(course.root / "autograde" / "gradebook.db")
+    sqlite_url = course.db_url
     expected = records.scores(sqlite_url, ASSIGNMENT)
     assert sequential == {"full": (3.0, "ok"), "half": (1.0, "ok"), "tamper": (0.0, "tampering"),
                           "writer": (0.0, "tampering")}
