@@ -67,7 +67,7 @@ print(f"PyTorch {torch.__version__}, computing on: {device}")
 # with scikit-image. Stored on disk it is height × width × colour; PyTorch's convention for
 # images is channels first, `(C, H, W)`.
 
-# %%
+# %% tags=["autograde-skip"]
 image = torch.from_numpy(helpers.data.science_image("immunohistochemistry"))  # (H, W, C)
 chw = image.permute(2, 0, 1)  # (C, H, W): channels first, as PyTorch layers expect
 print("stored as", tuple(image.shape), "-> channels first", tuple(chw.shape), chw.dtype)
@@ -223,7 +223,7 @@ print("reshape copied:", not shares_memory(flat, a), "->", flat.tolist())
 # For example $(3, 1) + (4,) \to (3, 1) + (1, 4) \to (3, 4)$: a column plus a row gives a
 # table. The picture shows what broadcasting pretends to copy.
 
-# %%
+# %% tags=["autograde-skip"]
 column = torch.tensor([[0.0], [10.0], [20.0]])  # (3, 1)
 row = torch.tensor([1.0, 2.0, 3.0, 4.0])  # (4,)
 print((column + row).shape)
@@ -638,7 +638,7 @@ checks.check_equal(Dm, Dm_before, "D after nearest_neighbours", hint="work on a 
 # by cluster. Notice the dark blocks on the diagonal: points of one cluster are close to each
 # other, and the off-diagonal blocks tell how far apart the clusters are.
 
-# %%
+# %% tags=["autograde-skip"]
 X, labels = helpers.data.clustered_points(n=100, dim=2, centers=3, seed=1)
 D = pairwise_distances(X)
 nn_index = nearest_neighbours(D)
